@@ -1,0 +1,107 @@
+"""The one interface every backend implements, and their discovery through entry points.
+
+Polygraphy's split: `load(case)` is the loader (builds the network, model or engine; build-time refusals are
+raised there as `QdqError`), and the `Runner` it returns does `activate` (acquire a device), `infer` and
+`deactivate`. Only `activate` may touch a GPU. A third-party package adds a backend by declaring an entry point in
+the group `qdq_harness.backends` that names a `Backend` subclass.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .case import Case
+
+ENTRY_POINT_GROUP = "qdq_harness.backends"
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    version: str | None
+    reason: str  # why it is unavailable; empty when available
+
+
+class Runner(abc.ABC):
+    def activate(self) -> None:
+        """Acquire devices and contexts. The only place a GPU may be touched."""
+
+    @abc.abstractmethod
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; returns every marked output. Runtime refusals are raised as QdqError(phase="run")."""
+
+    def deactivate(self) -> None:
+        """Release what `activate` acquired."""
+
+    def __enter__(self) -> "Runner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+
+class Backend(abc.ABC):
+    name: ClassVar[str]  # what cases' `overrides:`/`requires:` and `--backend` name
+    product: ClassVar[str]  # the product whose behaviour it shows, in words
+    description: ClassVar[str]
+
+    @abc.abstractmethod
+    def availability(self) -> Availability:
+        """Whether it can run here, its version, and precisely why not."""
+
+    def skip_reason(self, case: "Case") -> str | None:
+        """A feature this backend lacks for this case (a skip, never a pass); None when it can run it."""
+        return None
+
+    @abc.abstractmethod
+    def load(self, case: "Case") -> Runner:
+        """Build the case. Raises QdqError for a refusal in the shared vocabulary."""
+
+
+@dataclass(frozen=True)
+class BrokenBackend:
+    """An entry point that failed to import: listed as unavailable with the import error, never silently dropped."""
+
+    name: str
+    error: str
+    product: str = "unknown"
+    description: str = "entry point failed to load"
+
+    def availability(self) -> Availability:
+        return Availability(False, None, f"entry point failed to load: {self.error}")
+
+
+@lru_cache(maxsize=1)
+def discover() -> dict[str, type[Backend] | BrokenBackend]:
+    """Every backend registered in the entry-point group, by name, in a stable order."""
+    found: dict[str, type[Backend] | BrokenBackend] = {}
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            found[ep.name] = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not stop the others
+            found[ep.name] = BrokenBackend(ep.name, f"{type(exc).__name__}: {exc}")
+    return found
+
+
+@lru_cache(maxsize=None)
+def instance(name: str) -> Backend | BrokenBackend:
+    """One shared instance per backend name per process (backends keep caches, e.g. probes of valid twins)."""
+    entry = discover()[name]
+    return entry if isinstance(entry, BrokenBackend) else entry()
+
+
+@lru_cache(maxsize=None)
+def availability(name: str) -> Availability:
+    backend = instance(name)
+    try:
+        return backend.availability()
+    except Exception as exc:
+        return Availability(False, None, f"availability check raised {type(exc).__name__}: {exc}")

@@ -1,0 +1,170 @@
+"""What a loaded case is: plain data, built by `caseload` and read by backends, the verdict and the reports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from . import dtypes
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One INetworkDefinition call: input, constant, cast, quantize or dequantize."""
+
+    op: str
+    name: str
+    line: int
+    input: str | None = None
+    scale: str | None = None
+    zero_point: str | None = None
+    axis: int | None = None  # None: never set (TensorRT's default, -1)
+    to: str | None = None  # output type of cast/quantize/dequantize
+    dtype: str | None = None  # type of an input or constant
+    shape: tuple[int, ...] | None = None
+    value: Any = None  # data spec of a constant
+
+    @property
+    def operands(self) -> list[str]:
+        return [t for t in (self.input, self.scale, self.zero_point) if t is not None]
+
+    @property
+    def output_type(self) -> str:
+        """The type of the tensor this layer produces (defaults as in TensorRT's Python API)."""
+        if self.op in ("input", "constant"):
+            return dtypes.dtype(self.dtype or "float32").name
+        if self.op == "quantize":
+            return dtypes.dtype(self.to or "int8").name
+        if self.op == "dequantize":
+            return dtypes.dtype(self.to or "float32").name
+        return dtypes.dtype(self.to).name
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    kind: str = "exact"  # "exact" | "close" (atol/rtol) | "steps"
+    atol: float = 0.0
+    rtol: float = 0.0
+    steps: int = 0
+
+    def describe(self) -> str:
+        if self.kind == "exact":
+            return "exact"
+        if self.kind == "steps":
+            return f"within {self.steps} quantization step(s)"
+        return f"atol={self.atol:g}, rtol={self.rtol:g}"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    kind: str  # "values" | "error" | "reference" | "observe"
+    values: dict[str, Any] = field(default_factory=dict)  # output name -> data spec
+    tolerance: Tolerance = Tolerance()
+    category: str | None = None
+    message: str | None = None  # regular expression searched in the native message
+
+    def describe(self) -> str:
+        if self.kind == "values":
+            return f"values ({self.tolerance.describe()})"
+        if self.kind == "error":
+            return f"error {self.category}" + (f" matching /{self.message}/" if self.message else "")
+        return self.kind
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Which backend (and version) an override or requirement applies to."""
+
+    backends: tuple[str, ...]
+    version: str | None
+
+    def matches_backend(self, backend: str) -> bool:
+        return backend in self.backends
+
+    def matches(self, backend: str, version: str | None) -> bool:
+        if not self.matches_backend(backend):
+            return False
+        if not self.version:
+            return True
+        if version is None:
+            return False
+        try:
+            return Version(version) in SpecifierSet(self.version)
+        except InvalidVersion:
+            return False
+
+
+@dataclass(frozen=True)
+class Override:
+    selector: Selector
+    expect: Expectation
+    reason: str
+    link: str | None
+    line: int
+
+
+@dataclass(frozen=True)
+class Requirement:
+    selector: Selector
+    reason: str
+
+
+@dataclass(frozen=True)
+class Documented:
+    values: dict[str, Any]
+    tolerance: Tolerance
+    reason: str
+    link: str | None
+
+
+@dataclass
+class Case:
+    id: str
+    file: Path
+    root: Path
+    line: int
+    title: str
+    source: dict
+    tags: list[str]
+    severity: str
+    tier: str
+    params: dict[str, Any]
+    network: list[Layer]
+    outputs: list[str]
+    inputs: dict[str, Any]
+    expect: Expectation
+    documented: Documented | None
+    overrides: list[Override]
+    requires: list[Requirement]
+    onnx: dict
+    target: dict
+    raw: dict  # the expanded case as written (after matrix substitution), for hashing and reports
+
+    @property
+    def layers(self) -> dict[str, Layer]:
+        return {layer.name: layer for layer in self.network}
+
+    @property
+    def content_hash(self) -> str:
+        """Stable across runs and machines: changes only when the case's own content changes."""
+        text = json.dumps(self.raw, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def expectation_for(self, backend: str, version: str | None) -> tuple[Expectation, Override | None]:
+        """The expectation that holds on this backend: the first matching override, else the case's own."""
+        for override in self.overrides:
+            if override.selector.matches(backend, version):
+                return override.expect, override
+        return self.expect, None
+
+    def unmet_requirement(self, backend: str, version: str | None) -> Requirement | None:
+        for requirement in self.requires:
+            if requirement.selector.matches_backend(backend) and not requirement.selector.matches(backend, version):
+                return requirement
+        return None

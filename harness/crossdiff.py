@@ -1,0 +1,119 @@
+"""The cross-backend diff: every pair of backends that produced outputs for a case, compared element by element.
+
+A pair passes when it agrees within the case's tolerance (exact unless the case gives one), or when the case
+declares the disagreement: an `overrides:` entry holds for either backend (its reason is quoted). Anything else
+fails the case's cross-backend item. Each differing element is classified by the quantize input behind it:
+`tie` when x/s is exactly halfway between two codes, `near-tie` when float32 division and TensorRT's reciprocal
+product round it to different codes (or it lies within 2^-20 of halfway).
+"""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+
+import numpy as np
+
+from .case import Case, Tolerance
+from .compare import compare
+from .execute import Outcome
+from .network import GranularityError, NetworkInfo
+from .verdict import Verdict, make
+
+NEAR_TIE = Fraction(1, 2**20)
+
+
+def tie_class(x: float, s: float) -> str | None:
+    """Whether quantizing x with scale s sits on a rounding tie ('tie'), close to one ('near-tie'), or neither."""
+    if not (np.isfinite(x) and np.isfinite(s)) or s == 0:
+        return None
+    exact = Fraction(float(x)) / Fraction(float(s))
+    distance = abs(exact - exact.__floor__() - Fraction(1, 2))
+    if distance == 0:
+        return "tie"
+    x32, s32 = np.float32(x), np.float32(s)
+    with np.errstate(all="ignore"):
+        by_division = np.rint(x32 / s32)
+        by_reciprocal = np.rint(x32 * (np.float32(1) / s32))
+    if by_division != by_reciprocal or distance < NEAR_TIE:
+        return "near-tie"
+    return None
+
+
+def _quantize_context(case: Case, info: NetworkInfo, output: str, inputs: dict[str, np.ndarray]):
+    """(x, scale) arrays behind an output, when it is DQ(Q(x)) or Q(x) of a tensor whose values are known."""
+    layer = info.layers[output]
+    if layer.op == "dequantize":
+        layer = info.layers[layer.input]
+    if layer.op != "quantize":
+        return None
+    source = info.layers[layer.input]
+    try:
+        if source.op == "input":
+            x = inputs.get(source.name)
+        elif info.constant_root(source.name) is not None:
+            x = info.constant_value(source.name)
+        else:
+            return None
+        if x is None or info.constant_root(layer.scale) is None:
+            return None
+        scale = info.scale_granularity(layer).expand(info.constant_value(layer.scale), info.shapes[layer.input])
+    except (GranularityError, ValueError):
+        return None
+    return np.asarray(x, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+
+
+def pair_diff(case: Case, info: NetworkInfo, a: str, b: str, out_a: dict, out_b: dict, inputs: dict,
+              tolerance: Tolerance) -> list[dict]:
+    diffs = []
+    for output in case.outputs:
+        if output not in out_a or output not in out_b:
+            continue
+        step = info.step(output)
+        tol = tolerance if (tolerance.kind != "steps" or step is not None) else Tolerance("exact")
+        c = compare(out_b[output], out_a[output], tol, step)
+        context = _quantize_context(case, info, output, inputs)
+        first = []
+        for entry in c.first:
+            idx = tuple(entry["index"])
+            row = {"index": list(idx), a: entry["expected"], b: entry["got"], "abs": entry["abs"], "steps": entry["steps"]}
+            if context is not None and context[0].shape == np.shape(out_a[output]):
+                x, s = context[0][idx], context[1][idx]
+                row.update(input=float(x), scale=float(s), rounding=tie_class(x, s))
+            first.append(row)
+        diffs.append({
+            "case_id": case.id, "output": output, "backends": [a, b], "agree": c.ok, "tolerance": tol.describe(),
+            "max_abs": c.max_abs, "max_rel": c.max_rel, "max_steps": c.max_steps, "differing": c.mismatched,
+            "total": c.total, "share": (c.mismatched / c.total) if c.total else 0.0, "first": first,
+            "shape_mismatch": c.shape_mismatch,
+        })
+    return diffs
+
+
+def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outcome]]) -> tuple[Verdict, list[dict]]:
+    produced = {name: (version, o) for name, (version, o) in outcomes.items() if o.outputs is not None}
+    if len(produced) < 2:
+        others = ", ".join(f"{n}: {'refused' if o.error else 'crashed' if o.crash else 'no outputs'}"
+                           for n, (_, o) in outcomes.items() if n not in produced) or "none ran"
+        return make("skipped", f"fewer than two backends produced outputs ({others})"), []
+    info = NetworkInfo(case)
+    tolerance = case.expect.tolerance if case.expect.kind == "values" else Tolerance("exact")
+    diffs, undeclared, declared = [], [], []
+    for a, b in itertools.combinations(sorted(produced), 2):
+        (va, oa), (vb, ob) = produced[a], produced[b]
+        inputs = oa.inputs or ob.inputs
+        for d in pair_diff(case, info, a, b, oa.outputs, ob.outputs, inputs, tolerance):
+            reasons = [o.reason for name, v in ((a, va), (b, vb)) for _, o in [case.expectation_for(name, v)] if o]
+            d["declared"] = reasons
+            diffs.append(d)
+            if d["agree"]:
+                continue
+            text = (f"{a} vs {b} on {d['output']}: {d['shape_mismatch'] or ''}{d['differing']}/{d['total']} differ, "
+                    f"max |diff| {d['max_abs']:.6g}" + (f" ({d['max_steps']:g} steps)" if d["max_steps"] is not None else ""))
+            (declared if reasons else undeclared).append(text + (f" [declared: {reasons[0]}]" if reasons else ""))
+    if undeclared:
+        return make("cross-backend-disagreement", "; ".join(undeclared)), diffs
+    summary = f"{len(produced)} backends, {len(diffs)} comparisons"
+    if declared:
+        return make("pass", f"{summary}; declared disagreements: " + "; ".join(declared)), diffs
+    return make("pass", f"{summary}, all agree"), diffs

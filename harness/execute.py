@@ -1,0 +1,52 @@
+"""Running one case on one backend: load (build), make the inputs, activate, infer. Never raises: every result,
+refusal or crash comes back as an `Outcome` for the verdict."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import data as data_mod
+from .backend import Backend
+from .case import Case
+from .errors import QdqError
+
+
+@dataclass
+class Outcome:
+    outputs: dict[str, np.ndarray] | None = None
+    error: QdqError | None = None
+    crash: str | None = None  # traceback of an exception that is not a QdqError: a bug or a backend crash
+    skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def make_inputs(case: Case) -> dict[str, np.ndarray]:
+    feeds = {}
+    for layer in case.network:
+        if layer.op == "input":
+            feeds[layer.name] = data_mod.materialise(case.inputs[layer.name], tuple(layer.shape), layer.output_type,
+                                                     case.file, case.root)
+    return feeds
+
+
+def execute(backend: Backend, case: Case) -> Outcome:
+    outcome = Outcome()
+    start = time.perf_counter()
+    try:
+        runner = backend.load(case)
+        outcome.inputs = make_inputs(case)
+        with runner:
+            outcome.outputs = runner.infer(outcome.inputs)
+    except QdqError as exc:
+        outcome.error = exc
+    except data_mod.DataError as exc:
+        outcome.skip = f"inputs not materialised: {exc}"
+    except Exception:
+        outcome.crash = traceback.format_exc()
+    outcome.seconds = time.perf_counter() - start
+    return outcome

@@ -1,0 +1,268 @@
+"""The engine: a pytest plugin (entry point `pytest11`) that turns case files into items.
+
+A YAML file under a folder named `cases` (or under `--qdq-root`) is a case file. Each case gives one item per
+selected backend, named `<case>[<backend>]`, plus `<case>[cross-backend]` when two or more backends are selected.
+All items of a case carry `xdist_group(<case id>)`, so `-n auto --dist loadgroup` keeps a case on one worker and the
+cross-backend item sees every backend's outputs. A file that does not load becomes one failing item whose message
+is `file:line: problem`; every other case still runs.
+
+Hooks, in order: pytest_addoption, pytest_configure (run state in `config.stash`, no globals), pytest_collect_file,
+Item.runtest (execute + verdict), pytest_runtest_logreport (records reach the bundle on the controller, also from
+xdist workers, through `user_properties`), pytest_sessionfinish (the bundle is completed).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from . import backend as backends_mod
+from . import bundle as bundle_mod
+from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
+from .case import Case
+from .execute import Outcome, execute
+from .verdict import Verdict, judge, make
+
+RECORD_KEY = "qdq_record"
+CROSS_BACKEND = "cross-backend"
+
+
+@dataclass
+class RunState:
+    backends: list[str]
+    out_dir: Path | None
+    root: Path | None
+    tier: str
+    is_worker: bool
+    writer: bundle_mod.BundleWriter | None = None
+    outcomes: dict[str, dict[str, tuple[str | None, Outcome]]] = field(default_factory=dict)  # case id -> backend -> (version, outcome)
+    references: dict[str, Outcome] = field(default_factory=dict)
+
+    def reference(self, case: Case) -> Outcome:
+        """The numpy reference's outcome for a case, computed once per worker."""
+        if case.id not in self.references:
+            self.references[case.id] = execute(backends_mod.instance("numpy"), case)
+        return self.references[case.id]
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qdq", "qdq-harness conformance cases")
+    group.addoption("--qdq-backend", action="append", default=[], metavar="NAME",
+                    help="run cases on this backend (repeatable); default: every installed backend")
+    group.addoption("--qdq-out", default=None, metavar="DIR", help="write the results bundle to DIR")
+    group.addoption("--qdq-root", default=None, metavar="DIR",
+                    help="cases root (data files must stay inside it); default: the nearest folder named 'cases'")
+    group.addoption("--qdq-tier", default="quick", choices=("quick", "full"),
+                    help="quick: CI's cases; full: also cases marked `tier: full` (nightly)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    known = list(backends_mod.discover())
+    chosen = config.getoption("--qdq-backend") or known
+    unknown = [b for b in chosen if b not in known]
+    if unknown:
+        raise pytest.UsageError(f"unknown backend(s) {unknown}; installed: {known}")
+    out = config.getoption("--qdq-out")
+    root = config.getoption("--qdq-root")
+    state = RunState(backends=list(dict.fromkeys(chosen)), out_dir=Path(out).resolve() if out else None,
+                     root=Path(root).resolve() if root else None, tier=config.getoption("--qdq-tier"),
+                     is_worker=hasattr(config, "workerinput"))
+    config.stash[STATE] = state
+    if state.out_dir and not state.is_worker:
+        state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends))
+        config.pluginmanager.register(BundleReporter(state.writer), "qdq-bundle")
+
+
+def describe_backends(names: list[str]) -> dict[str, dict]:
+    out = {}
+    for name in names:
+        backend = backends_mod.instance(name)
+        avail = backends_mod.availability(name)
+        out[name] = {"version": avail.version, "available": avail.available, "reason": avail.reason,
+                     "product": backend.product, "description": backend.description}
+    return out
+
+
+def _is_case_file(path: Path, state: RunState) -> bool:
+    if path.suffix not in CASE_SUFFIXES:
+        return False
+    resolved = path.resolve()
+    if state.root and resolved.is_relative_to(state.root):
+        return True
+    return any(parent.name == "cases" for parent in resolved.parents)
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path):
+    state = parent.config.stash[STATE]
+    if _is_case_file(file_path, state):
+        return CaseFile.from_parent(parent, path=file_path)
+    return None
+
+
+def _local_name(case: Case) -> str:
+    parts = case.id.split("::")
+    local = parts[1] if len(parts) > 1 and not case.params else parts[0].rsplit("/", 1)[-1]
+    if case.params:
+        named = parts[1] if len(parts) == 3 else parts[0].rsplit("/", 1)[-1]
+        local = f"{named}({','.join(f'{k}={v}' for k, v in case.params.items())})"
+    return local
+
+
+class CaseFile(pytest.File):
+    def collect(self):
+        state = self.config.stash[STATE]
+        root = state.root if state.root and self.path.resolve().is_relative_to(state.root) else find_root(self.path)
+        cases, errors = check_file(self.path, root)
+        for error in errors:
+            yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error)
+        for case in cases:
+            if case.tier == "full" and state.tier != "full":
+                continue
+            local = _local_name(case)
+            for name in state.backends:
+                yield CaseItem.from_parent(self, name=f"{local}[{name}]", case=case, backend_name=name)
+            if len(state.backends) >= 2:
+                yield CrossBackendItem.from_parent(self, name=f"{local}[{CROSS_BACKEND}]", case=case, backend_name=CROSS_BACKEND)
+
+
+class CaseFailure(AssertionError):
+    """A verdict of fail: the report shows its message, prefixed by the verdict kind."""
+
+
+class BackendCrash(Exception):
+    """A verdict of error: the backend or harness crashed (reported as 'broken', not 'failed')."""
+
+
+class _QdqItem(pytest.Item):
+    def _record(self, verdict: Verdict, **extra) -> None:
+        self.user_properties.append((RECORD_KEY, json.dumps({**self._record_base(), **verdict.as_dict(), **extra},
+                                                            default=bundle_mod._json_default)))
+
+    def _record_base(self) -> dict:
+        return {"nodeid": self.nodeid}
+
+    def _conclude(self, verdict: Verdict) -> None:
+        if verdict.status == "pass":
+            return
+        if verdict.status == "skip":
+            pytest.skip(verdict.reason)
+        if verdict.status == "xfail":
+            pytest.xfail(verdict.message)
+        if verdict.status == "error":
+            raise BackendCrash(verdict.message + "\n" + verdict.metrics.get("traceback", ""))
+        raise CaseFailure(verdict.message)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, (CaseFailure, BackendCrash)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+
+class InvalidCaseItem(_QdqItem):
+    def __init__(self, *, error: CaseFileError, **kw):
+        super().__init__(**kw)
+        self.error = error
+
+    def runtest(self) -> None:
+        verdict = make("invalid-case-file", str(self.error))
+        self._record(verdict, case_id=f"{self.path.name}", backend=None)
+        self._conclude(verdict)
+
+    def reportinfo(self):
+        return self.path, self.error.line - 1, f"invalid case file {self.path.name}"
+
+
+class CaseItem(_QdqItem):
+    def __init__(self, *, case: Case, backend_name: str, **kw):
+        super().__init__(**kw)
+        self.case = case
+        self.backend_name = backend_name
+        self.add_marker(pytest.mark.xdist_group(case.id))
+        self.extra_keyword_matches.update(case.tags)  # `-k int8` selects by tag
+
+    def reportinfo(self):
+        return self.path, self.case.line - 1, f"{self.case.id} on {self.backend_name}"
+
+    def _record_base(self) -> dict:
+        case = self.case
+        return {
+            "nodeid": self.nodeid, "case_id": case.id, "backend": self.backend_name,
+            "case": {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
+                     "file": case.file.resolve().relative_to(case.root.parent).as_posix()
+                     if case.file.resolve().is_relative_to(case.root.parent) else case.file.name,
+                     "file_hash": _file_hash(case.file), "content_hash": case.content_hash, "params": case.params},
+        }
+
+    def runtest(self) -> None:
+        state = self.config.stash[STATE]
+        verdict, version, extra = self._run(state)
+        self._record(verdict, backend_version=version, **extra)
+        self._conclude(verdict)
+
+    def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
+        avail = backends_mod.availability(self.backend_name)
+        if not avail.available:
+            return make("skipped", f"{self.backend_name} unavailable: {avail.reason}"), avail.version, {}
+        backend = backends_mod.instance(self.backend_name)
+        requirement = self.case.unmet_requirement(self.backend_name, avail.version)
+        if requirement:
+            return make("skipped", f"needs {self.backend_name} {requirement.selector.version} (have {avail.version}): "
+                                   f"{requirement.reason}"), avail.version, {}
+        lacking = backend.skip_reason(self.case)
+        if lacking:
+            return make("skipped", lacking), avail.version, {}
+        outcome = execute(backend, self.case)
+        state.outcomes.setdefault(self.case.id, {})[self.backend_name] = (avail.version, outcome)
+        verdict = judge(self.case, self.backend_name, avail.version, outcome, reference=lambda: state.reference(self.case))
+        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
+                 "error": outcome.error.as_dict() if outcome.error else None}
+        if state.out_dir and outcome.outputs is not None:
+            path = bundle_mod.save_outputs(state.out_dir, self.case.id, self.backend_name, outcome.outputs)
+            extra["outputs_file"] = path.relative_to(state.out_dir).as_posix()
+        return verdict, avail.version, extra
+
+
+class CrossBackendItem(CaseItem):
+    """Every pair of backends that produced outputs for this case, compared (harness/crossdiff.py)."""
+
+    def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
+        from .crossdiff import cross_backend_verdict
+
+        verdict, diffs = cross_backend_verdict(self.case, state.outcomes.get(self.case.id, {}))
+        return verdict, None, {"diffs": diffs}
+
+
+def _file_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class BundleReporter:
+    """Registered on the controller when `--qdq-out` is given: records reach the bundle as reports arrive."""
+
+    def __init__(self, writer: bundle_mod.BundleWriter):
+        self.writer = writer
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        records = [json.loads(v) for k, v in report.user_properties if k == RECORD_KEY]
+        if report.when == "call":
+            for record in records:
+                self.writer.add(record)
+        if report.failed and not records and report.when in ("setup", "call"):
+            # No record: the item died before writing one (an xdist worker crash, a setup error).
+            self.writer.add({"nodeid": report.nodeid, "case_id": report.nodeid.split("::")[0], "backend": None,
+                             "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],
+                             "metrics": {}})
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) and not session.shouldstop
+        self.writer.finish(int(exitstatus), complete)
+
+
