@@ -1,0 +1,152 @@
+"""One translator from a case's network to an ONNX model, used by every ONNX-based backend and `qdq export`.
+
+constant -> initializer, cast -> Cast, quantize -> QuantizeLinear, dequantize -> DequantizeLinear. The output type
+is always stated: `output_dtype` from opset 21 on, else a zero-valued zero point of the output type (a
+QuantizeLinear with neither outputs uint8). A scale's shape decides the ONNX granularity as it does TensorRT's:
+one coefficient is per-tensor (no `axis`), 1-D is per-axis with the case's `axis` (copied as written, negative
+included), the input's rank is blocked with `axis` = the blocked dimension and `block_size` derived from the
+shapes (ceil(D/S), the smallest ONNX accepts).
+
+The opset: by default the lowest that expresses the case (see `minimum_opset`); a case's `onnx: {opset: N}` or
+`--opset` can ask for another. ONNX's own rules differ from TensorRT's and the model shows them: an unset axis on a
+1-D scale gets ONNX's default 1, zero points are applied.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from . import dtypes
+from .case import Case, Layer
+from .network import NetworkInfo
+
+ONNX_TYPES = {
+    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
+    "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int4": TensorProto.INT4, "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64, "float64": TensorProto.DOUBLE, "fp8": TensorProto.FLOAT8E4M3FN,
+    "fp4": TensorProto.FLOAT4E2M1,
+}
+# Opsets that exporters really emit, and what each adds for Q/DQ (onnx/defs/quantization).
+KNOWN_OPSETS = (13, 17, 19, 21, 23)
+
+
+@dataclass
+class Exported:
+    model: onnx.ModelProto
+    opset: int
+    readouts: dict[str, str]  # output name -> name of an appended float read-out (types a runtime cannot return)
+
+
+def _granularity_attrs(info: NetworkInfo, layer: Layer) -> dict:
+    scale_shape = info.shapes[layer.scale]
+    input_shape = info.shapes[layer.input]
+    if math.prod(scale_shape) == 1 and len(scale_shape) <= 1:
+        return {}
+    if len(scale_shape) == len(input_shape) and len(input_shape) >= 2:
+        blocked = [d for d in range(len(input_shape)) if scale_shape[d] != input_shape[d]]
+        if len(blocked) == 1 and scale_shape[blocked[0]] > 0:
+            d = blocked[0]
+            return {"axis": d, "block_size": math.ceil(input_shape[d] / scale_shape[d])}
+        return {"axis": 0, "block_size": 1}
+    return {} if layer.axis is None else {"axis": layer.axis}
+
+
+def minimum_opset(case: Case) -> int:
+    """The lowest opset whose QuantizeLinear/DequantizeLinear express every layer of the case."""
+    info = NetworkInfo(case)
+    need = 13
+    for layer in case.network:
+        if layer.op not in ("quantize", "dequantize"):
+            continue
+        quantized = layer.output_type if layer.op == "quantize" else info.dtype(layer.input)
+        real = info.dtype(layer.input) if layer.op == "quantize" else layer.output_type
+        if quantized == "fp8" or real in ("float16", "bfloat16"):
+            need = max(need, 19)
+        if quantized == "int4" or "block_size" in _granularity_attrs(info, layer):
+            need = max(need, 21)
+        if quantized == "fp4" or real != info.dtype(layer.scale):
+            need = max(need, 23)
+    return need
+
+
+def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> Exported:
+    """The case as an ONNX model. `readouts` appends a float DequantizeLinear(scale 1) output for each INT4/FP4
+    output, for runtimes whose Python API cannot return those types (ONNX Runtime)."""
+    info = NetworkInfo(case)
+    opset = opset or case.onnx.get("opset") or minimum_opset(case)
+    nodes, inits, graph_inputs = [], [], []
+    for layer in case.network:
+        t = layer.output_type
+        if layer.op == "input":
+            graph_inputs.append(helper.make_tensor_value_info(layer.name, ONNX_TYPES[t], list(layer.shape)))
+        elif layer.op == "constant":
+            inits.append(numpy_helper.from_array(info.constant_value(layer.name), layer.name))
+        elif layer.op == "cast":
+            nodes.append(helper.make_node("Cast", [layer.input], [layer.name], to=ONNX_TYPES[t], name=layer.name))
+        else:
+            nodes.extend(_qdq_nodes(layer, info, opset, inits))
+    outputs = [helper.make_tensor_value_info(name, ONNX_TYPES[info.dtype(name)], list(info.shapes[name]))
+               for name in case.outputs]
+    extra = {}
+    if readouts:
+        for name in case.outputs:
+            if info.dtype(name) in ("int4", "fp4"):
+                read = f"{name}__readout"
+                one = f"{name}__readout_scale"
+                inits.append(numpy_helper.from_array(np.array(1.0, np.float32), one))
+                nodes.append(helper.make_node("DequantizeLinear", [name, one], [read], name=read))
+                outputs.append(helper.make_tensor_value_info(read, TensorProto.FLOAT, list(info.shapes[name])))
+                extra[name] = read
+    graph = helper.make_graph(nodes, case.id.replace("/", "."), graph_inputs, outputs, initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="qdq-harness")
+    model.ir_version = min(model.ir_version, _max_ir_version(opset))
+    return Exported(model, opset, extra)
+
+
+def _max_ir_version(opset: int) -> int:
+    # ONNX Runtime rejects IR versions newer than it knows; pick the IR version that shipped with the opset.
+    table = {13: 7, 17: 8, 19: 9, 21: 10, 23: 11}
+    return max((ir for op, ir in table.items() if op <= opset), default=7) if opset < 24 else onnx.IR_VERSION
+
+
+def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list:
+    attrs = _granularity_attrs(info, layer)
+    inputs = [layer.input, layer.scale]
+    nodes = []
+    if layer.op == "quantize":
+        to = layer.output_type
+        if layer.zero_point is not None:
+            inputs.append(layer.zero_point)
+        elif opset < 21 or to not in ONNX_TYPES:
+            # No output_dtype before opset 21: a zero-valued zero point of the output type states it.
+            zp = f"{layer.name}__zero_point"
+            inits.append(numpy_helper.from_array(np.zeros(info.shapes[layer.scale], dtypes.dtype(to).np_type), zp))
+            inputs.append(zp)
+        if opset >= 21 and layer.zero_point is None:
+            attrs["output_dtype"] = ONNX_TYPES[to]
+        nodes.append(helper.make_node("QuantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
+        return nodes
+    if layer.zero_point is not None:
+        inputs.append(layer.zero_point)
+    out, scale_type = layer.output_type, info.dtype(layer.scale)
+    if out != scale_type and opset >= 23:
+        attrs["output_dtype"] = ONNX_TYPES[out]
+        nodes.append(helper.make_node("DequantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
+    elif out != scale_type:
+        # Before opset 23 the output takes the scale's type: a Cast states the case's output type.
+        raw = f"{layer.name}__dq"
+        nodes.append(helper.make_node("DequantizeLinear", inputs, [raw], name=layer.name, **attrs))
+        nodes.append(helper.make_node("Cast", [raw], [layer.name], to=ONNX_TYPES[out], name=f"{layer.name}__cast"))
+    else:
+        nodes.append(helper.make_node("DequantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
+    return nodes
+
+
+def check(model: onnx.ModelProto) -> None:
+    """onnx.checker with full_check (type and shape inference); raises onnx.checker.ValidationError and friends."""
+    onnx.checker.check_model(model, full_check=True)

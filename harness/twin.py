@@ -1,0 +1,44 @@
+"""Valid twins: for each quantize/dequantize of a case, the smallest valid network with the same types.
+
+A backend that lacks a feature (FP4 or BF16 on ONNX Runtime's CPU provider, FP8 on an RTX target) refuses the
+twin too; that makes the case a *skip* naming the feature, so a missing kernel neither satisfies nor hides an
+error expectation. Found by trying, never from a hand-kept table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .case import Case, Expectation, Layer
+from .network import NetworkInfo
+
+
+def twin_key(real: str, quantized: str) -> str:
+    return f"{real}->{quantized}->{real}"
+
+
+def valid_twins(case: Case) -> dict[str, Case]:
+    """One twin per distinct (float type, quantized type) pair of the case's Q/DQ layers, keyed by `twin_key`."""
+    info = NetworkInfo(case)
+    pairs = {}
+    for layer in case.network:
+        if layer.op == "quantize":
+            real, quantized = info.dtype(layer.input), layer.output_type
+        elif layer.op == "dequantize":
+            real, quantized = layer.output_type, info.dtype(layer.input)
+        else:
+            continue
+        pairs[twin_key(real, quantized)] = (real, quantized)
+    return {key: _twin(case, real, quantized, key) for key, (real, quantized) in pairs.items()}
+
+
+def _twin(case: Case, real: str, quantized: str, key: str) -> Case:
+    network = [
+        Layer("input", "x", 0, dtype=real, shape=(2, 4)),
+        Layer("constant", "s", 0, dtype=real, shape=(), value=1),
+        Layer("quantize", "q", 0, input="x", scale="s", to=quantized),
+        Layer("dequantize", "y", 0, input="q", scale="s", to=real),
+    ]
+    return replace(case, id=f"{case.id}::twin:{key}", network=network, outputs=["y"],
+                   inputs={"x": [[0, 1, 2, 3], [-1, -2, -3, -4]]}, expect=Expectation("observe"), documented=None,
+                   overrides=[], requires=[], onnx={}, params={}, raw={"twin": key})

@@ -1,0 +1,82 @@
+"""`onnx-reference`: the case exported to ONNX and run by `onnx.reference.ReferenceEvaluator`.
+
+The ONNX specification's executable reference. It is no oracle for errors or non-finite values: it runs some
+invalid models without complaint (mis-shaped block scales, types invalid at the opset) and turns NaN, ±Inf and
+|x/s| >= 2^31 into the type's minimum. Cases say so through overrides. It has no DequantizeLinear before opset 19,
+so models are exported at opset 19 or higher.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from harness.backend import Availability, Backend, Runner
+from harness.case import Case
+from harness.errors import QdqError
+from harness.onnx_export import check, export, minimum_opset
+
+MIN_OPSET = 19
+_PATTERNS = [
+    (r"axis is out of boundary|axis .* out of", "invalid-axis"),
+    (r"operands could not be broadcast", "scale-shape-mismatch"),
+    (r"should be zero for float8", "zero-point-nonzero"),
+    (r"No implementation for operator|unsupported type|Type Error", "unsupported-type"),
+]
+
+
+def categorize(message: str, phase: str) -> str:
+    for pattern, category in _PATTERNS:
+        if re.search(pattern, message):
+            return category
+    return "build-failed" if phase == "build" else "runtime-failed"
+
+
+class _Runner(Runner):
+    def __init__(self, case: Case, model):
+        self.case, self.model, self.evaluator = case, model, None
+
+    def activate(self) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            self.evaluator = ReferenceEvaluator(self.model)
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "build"), str(exc).splitlines()[0], native=str(exc)) from None
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from harness import dtypes
+        from harness.network import NetworkInfo
+
+        try:
+            with np.errstate(all="ignore"):
+                values = self.evaluator.run(self.case.outputs, feeds)
+        except Exception as exc:
+            raise QdqError(categorize(f"{type(exc).__name__}: {exc}", "run"), f"{type(exc).__name__}: {exc}".splitlines()[0],
+                           native=f"{type(exc).__name__}: {exc}", phase="run") from None
+        info = NetworkInfo(self.case)
+        return {name: np.asarray(v).astype(dtypes.dtype(info.dtype(name)).np_type)
+                for name, v in zip(self.case.outputs, values)}
+
+
+class OnnxReferenceBackend(Backend):
+    name = "onnx-reference"
+    product = "onnx.reference.ReferenceEvaluator (the ONNX specification's Python reference)"
+    description = "the case as an ONNX model, run by ONNX's reference evaluator; no oracle for errors or NaN/Inf"
+
+    def availability(self) -> Availability:
+        try:
+            import onnx
+            from onnx.reference import ReferenceEvaluator  # noqa: F401
+        except ImportError as exc:
+            return Availability(False, None, f"module missing: {exc.name} (pip install 'qdq-harness[onnx]')")
+        return Availability(True, onnx.__version__, "")
+
+    def load(self, case: Case) -> Runner:
+        exported = export(case, max(MIN_OPSET, case.onnx.get("opset") or minimum_opset(case)))
+        try:
+            check(exported.model)
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+        return _Runner(case, exported.model)

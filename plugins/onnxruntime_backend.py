@@ -1,0 +1,123 @@
+"""`onnxruntime`: the case exported to ONNX (harness/onnx_export.py) and run on ONNX Runtime's CPU provider.
+
+ONNX semantics, not TensorRT's: QuantizeLinear divides by the scale, applies zero points, defaults `axis` to 1 and
+accepts any scale sign. Shape errors arrive at `run()`, not at session creation. Its Python API cannot return INT4
+tensors (an appended DequantizeLinear with scale 1 reads the codes out) and returns FP8 as raw bytes (their bits
+are reinterpreted as float8_e4m3fn).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from harness import dtypes
+from harness.backend import Availability, Backend, Runner
+from harness.case import Case
+from harness.errors import QdqError
+from harness.onnx_export import check, export
+from harness.twin import valid_twins
+
+# Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
+_PATTERNS = [
+    (r"IsAxisInRange|axis .* is not in valid range|axis.*out of", "invalid-axis"),
+    (r"For per axis quantization, scale must be 1D tensor with size", "scale-shape-mismatch"),
+    (r"ceil\(Di/block_size\)|block_size", "block-shape-invalid"),
+    (r"should have no zero point or all zero points should be 0", "zero-point-nonzero"),
+    (r"zero_point.*shape|x_zero_point must|y_zero_point must|scale and zero_point", "zero-point-shape-mismatch"),
+    (r"NOT_IMPLEMENTED|Could not find an implementation|Type Error|unsupported type|type.*is invalid", "unsupported-type"),
+]
+
+
+def categorize(message: str, phase: str) -> str:
+    for pattern, category in _PATTERNS:
+        if re.search(pattern, message):
+            return category
+    return "build-failed" if phase == "build" else "runtime-failed"
+
+
+class _Runner(Runner):
+    def __init__(self, case: Case, model_bytes: bytes, readouts: dict[str, str]):
+        self.case, self.model_bytes, self.readouts = case, model_bytes, readouts
+        self.session = None
+
+    def activate(self) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(self.model_bytes, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "build"), str(exc).splitlines()[0], native=str(exc)) from None
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        fetch = [self.readouts.get(name, name) for name in self.case.outputs]
+        try:
+            results = dict(zip(fetch, self.session.run(fetch, feeds)))
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "run"), str(exc).splitlines()[0], native=str(exc), phase="run") from None
+        return {name: read_output(name, results, self.case, self.readouts) for name in self.case.outputs}
+
+    def deactivate(self) -> None:
+        self.session = None
+
+
+def read_output(name: str, results: dict, case: Case, readouts: dict[str, str]) -> np.ndarray:
+    """ORT's value as the case's declared type: read-outs cast back, FP8 bytes reinterpreted."""
+    from harness.network import NetworkInfo
+
+    want = dtypes.dtype(NetworkInfo(case).dtype(name)).np_type
+    value = np.asarray(results[readouts.get(name, name)])
+    if value.dtype == want:
+        return value
+    if value.dtype == np.uint8 and want.itemsize == 1 and not np.issubdtype(want, np.integer):
+        return value.view(want)
+    return value.astype(want)
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    product = "ONNX Runtime, CPUExecutionProvider (ONNX QuantizeLinear/DequantizeLinear semantics)"
+    description = "the case as an ONNX model, run by ONNX Runtime's CPU provider"
+
+    def __init__(self):
+        self._twin_verdicts: dict[str, str | None] = {}
+
+    def availability(self) -> Availability:
+        try:
+            import onnx  # noqa: F401
+            import onnxruntime as ort
+        except ImportError as exc:
+            return Availability(False, None, f"module missing: {exc.name} (pip install 'qdq-harness[onnx]')")
+        if "CPUExecutionProvider" not in ort.get_available_providers():
+            return Availability(False, ort.__version__, "CPUExecutionProvider is not available")
+        return Availability(True, ort.__version__, "")
+
+    def skip_reason(self, case: Case) -> str | None:
+        for key, twin in valid_twins(case).items():
+            if key not in self._twin_verdicts:
+                try:
+                    runner = self.load(twin)
+                    from harness.execute import make_inputs
+
+                    with runner:
+                        runner.infer(make_inputs(twin))
+                    self._twin_verdicts[key] = None
+                except QdqError as exc:
+                    version = self.availability().version
+                    self._twin_verdicts[key] = (f"onnxruntime {version} (CPU) cannot run Q/DQ {key} even in a valid "
+                                                f"twin: {exc.native.splitlines()[0]}")
+            if self._twin_verdicts[key]:
+                return self._twin_verdicts[key]
+        return None
+
+    def load(self, case: Case) -> Runner:
+        exported = export(case, readouts=True)
+        try:
+            check(exported.model)
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+        return _Runner(case, exported.model.SerializeToString(), exported.readouts)
