@@ -229,13 +229,31 @@ class CaseItem(_QdqItem):
 
 
 class CrossBackendItem(CaseItem):
-    """Every pair of backends that produced outputs for this case, compared (harness/crossdiff.py)."""
+    """Every pair of backends that produced outputs for this case, compared (harness/crossdiff.py).
+
+    With `--dist loadgroup` the case's backend items ran earlier on this worker and their outcomes are in the run
+    state. Any that are missing (another scheduler, or an xdist/pytest pair whose grouping is broken) are executed
+    again here, so the diff never depends on scheduling; the record lists them under `recomputed`.
+    """
 
     def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
         from .crossdiff import cross_backend_verdict
 
-        verdict, diffs = cross_backend_verdict(self.case, state.outcomes.get(self.case.id, {}))
-        return verdict, None, {"diffs": diffs}
+        outcomes = state.outcomes.setdefault(self.case.id, {})
+        recomputed = []
+        for name in state.backends:
+            if name in outcomes:
+                continue
+            avail = backends_mod.availability(name)
+            if not avail.available or self.case.unmet_requirement(name, avail.version):
+                continue
+            backend = backends_mod.instance(name)
+            if backend.skip_reason(self.case):
+                continue
+            outcomes[name] = (avail.version, execute(backend, self.case))
+            recomputed.append(name)
+        verdict, diffs = cross_backend_verdict(self.case, outcomes)
+        return verdict, None, {"diffs": diffs, "recomputed": recomputed}
 
 
 def _file_hash(path: Path) -> str:
