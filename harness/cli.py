@@ -1,0 +1,236 @@
+"""The `qdq` command: a thin veneer over the pytest engine (one code path for `qdq run` and `pytest cases/`).
+
+Exit codes: 0 nothing failed; 1 a case failed or errored; 2 usage error (bad arguments, no cases, invalid files
+for `validate`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "xfail": "XFAIL", "skip": "skip", "error": "ERROR"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qdq", description="Conformance harness for TensorRT Quantize/Dequantize layers")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run cases on backends, write the results bundle and print the matrix")
+    run.add_argument("paths", nargs="*", type=Path, help="case files or folders (default: cases/)")
+    run.add_argument("--backend", action="append", default=[], help="backend to run (repeatable; default: all)")
+    run.add_argument("--out", type=Path, default=Path("reports/latest"), help="bundle folder (default: reports/latest)")
+    run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
+    run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
+    run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
+    run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
+
+    val = sub.add_parser("validate", help="check case files (YAML, schema, structure) without running them")
+    val.add_argument("paths", nargs="+", type=Path)
+
+    sub.add_parser("backends", help="list the backends found, their versions, and why any is unavailable")
+
+    exp = sub.add_parser("export", help="write a case as an ONNX model, with its inputs as .npy beside it")
+    exp.add_argument("case", help="case id, e.g. docs/s1-per-tensor-int8")
+    exp.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
+    exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the lowest that expresses the case)")
+    exp.add_argument("--cases", type=Path, default=Path("cases"), help="cases root (default: cases/)")
+
+    rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
+    rep.add_argument("case", help="case id")
+    rep.add_argument("--backend", required=True)
+    rep.add_argument("-o", "--output", type=Path, default=None, help="script path (default: print it)")
+    rep.add_argument("--cases", type=Path, default=Path("cases"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
+            "repro": cmd_repro}[args.command](args)
+
+
+# --- run ------------------------------------------------------------------------------------------------------------
+
+def cmd_run(args) -> int:
+    import pytest
+
+    paths = args.paths or [Path("cases")]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"qdq run: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return EXIT_USAGE
+    out = args.out
+    # A fresh bundle: stale outputs from an earlier run must not mix with this one.
+    shutil.rmtree(out / "outputs", ignore_errors=True)
+    (out / "results.json").unlink(missing_ok=True)
+    pytest_args = [*map(str, paths), "--qdq-out", str(out), "--qdq-tier", args.tier, "-q", "--no-header", "-rfE",
+                   "-p", "no:cacheprovider"]
+    for name in args.backend:
+        pytest_args += ["--qdq-backend", name]
+    if args.root:
+        pytest_args += ["--qdq-root", str(args.root)]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    if args.workers:
+        pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
+    code = pytest.main(pytest_args)
+    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+        print("qdq run: " + ("no cases collected" if code == pytest.ExitCode.NO_TESTS_COLLECTED else "usage error"),
+              file=sys.stderr)
+        return EXIT_USAGE
+    results = out / "results.json"
+    if not results.exists():
+        return EXIT_FAILED
+    doc = json.loads(results.read_text())
+    print()
+    print(render_matrix(doc))
+    for line in disagreement_lines(doc):
+        print(line)
+    print(f"\nbundle: {results}")
+    failed = any(r["status"] in ("fail", "error") for r in doc["records"])
+    return EXIT_FAILED if failed or code != pytest.ExitCode.OK else EXIT_OK
+
+
+def _cell(record: dict) -> str:
+    mark = STATUS_MARK.get(record["status"], record["status"])
+    worst = None
+    for m in (record.get("metrics") or {}).values():
+        if isinstance(m, dict) and m.get("max_abs"):
+            worst = max(worst or 0.0, m["max_abs"])
+    return f"{mark} {worst:.3g}" if worst else mark
+
+
+def render_matrix(doc: dict) -> str:
+    """The case-by-backend matrix: status per cell, with the worst |diff| where values differed."""
+    backends = list(doc["backends"])
+    cells: dict[str, dict[str, str]] = {}
+    for r in doc["records"]:
+        cells.setdefault(r["case_id"], {})[r.get("backend") or "-"] = _cell(r)
+    columns = backends + (["cross-backend"] if any("cross-backend" in row for row in cells.values()) else [])
+    if any("-" in row for row in cells.values()):
+        columns.append("-")
+    width = max([len("case")] + [len(c) for c in cells]) + 2
+    colw = [max(len(c), 12) + 2 for c in columns]
+    lines = ["case".ljust(width) + "".join(c.ljust(w) for c, w in zip(columns, colw))]
+    for case_id in sorted(cells):
+        lines.append(case_id.ljust(width) + "".join(cells[case_id].get(c, "").ljust(w) for c, w in zip(columns, colw)))
+    counts: dict[str, int] = {}
+    for r in doc["records"]:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return "\n".join(lines)
+
+
+def disagreement_lines(doc: dict) -> list[str]:
+    lines = []
+    for d in doc.get("diffs", []):
+        if d["agree"]:
+            continue
+        a, b = d["backends"]
+        tag = f"declared: {d['declared'][0]}" if d.get("declared") else "UNDECLARED"
+        lines.append(f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']}/{d['total']} differ, "
+                     f"max |diff| {d['max_abs']:.6g} ({tag[:120]})")
+    return lines
+
+
+# --- validate / backends --------------------------------------------------------------------------------------------
+
+def cmd_validate(args) -> int:
+    from .caseload import check_file, iter_case_files
+
+    files = list(iter_case_files(args.paths))
+    if not files:
+        print("qdq validate: no case files found", file=sys.stderr)
+        return EXIT_USAGE
+    problems, count = 0, 0
+    for path in files:
+        cases, errors = check_file(path)
+        count += len(cases)
+        for error in errors:
+            print(error)
+            problems += 1
+    print(f"{len(files)} file(s), {count} case(s), {problems} problem(s)", file=sys.stderr)
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def cmd_backends(args) -> int:
+    from .backend import availability, discover, instance
+
+    rows = [("backend", "available", "version", "what it is / why not")]
+    for name in discover():
+        a = availability(name)
+        rows.append((name, "yes" if a.available else "no", a.version or "-",
+                     instance(name).product if a.available else a.reason))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
+    return EXIT_OK
+
+
+# --- export / repro -------------------------------------------------------------------------------------------------
+
+def find_case(case_id: str, root: Path):
+    from .caseload import CASE_SUFFIXES, CaseFileError, load_file
+
+    file_part = case_id.split("::")[0]
+    for suffix in CASE_SUFFIXES:
+        path = root / f"{file_part}{suffix}"
+        if path.exists():
+            try:
+                cases = load_file(path, root)
+            except CaseFileError as exc:
+                raise SystemExit(f"qdq: {exc}") from None
+            for case in cases:
+                if case.id == case_id:
+                    return case
+            raise SystemExit(f"qdq: {path} holds no case {case_id!r}; it holds: {', '.join(c.id for c in cases)}")
+    raise SystemExit(f"qdq: no case file for {case_id!r} under {root}")
+
+
+def cmd_export(args) -> int:
+    import numpy as np
+
+    from .execute import make_inputs
+    from .onnx_export import check, export
+
+    case = find_case(args.case, args.cases)
+    exported = export(case, args.opset)
+    try:
+        check(exported.model)
+        verdict = "passes onnx.checker (full_check)"
+    except Exception as exc:
+        verdict = f"FAILS onnx.checker: {str(exc).splitlines()[0]}"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_bytes(exported.model.SerializeToString())
+    for name, value in make_inputs(case).items():
+        np.save(args.output.parent / f"{name}.npy", value, allow_pickle=False)
+    print(f"{args.output}: opset {exported.opset}, {verdict}; inputs: "
+          f"{', '.join(f'{n}.npy' for n in case.inputs) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_repro(args) -> int:
+    from .repro import write_repro
+
+    case = find_case(args.case, args.cases)
+    try:
+        script = write_repro(case, args.backend)
+    except KeyError as exc:
+        print(f"qdq repro: {exc.args[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(script)
+        print(f"wrote {args.output}")
+    else:
+        print(script)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
