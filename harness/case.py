@@ -74,6 +74,8 @@ class Expectation:
             return f"values ({self.tolerance.describe()})"
         if self.kind == "error":
             return f"error {self.category}" + (f" matching /{self.message}/" if self.message else "")
+        if self.kind == "reference" and self.tolerance.kind != "exact":
+            return f"reference ({self.tolerance.describe()})"
         return self.kind
 
 

@@ -263,6 +263,8 @@ def _values(spec: Any, outputs: list[str], path: Path, line: int) -> dict[str, A
 def _expectation(spec: Any, outputs: list[str], path: Path, line: int) -> Expectation:
     if spec in ("reference", "observe"):
         return Expectation(spec)
+    if "reference" in spec:
+        return Expectation("reference", tolerance=_tolerance((spec["reference"] or {}).get("tolerance")))
     if "error" in spec:
         message = spec["error"].get("message")
         if message is not None:

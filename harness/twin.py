@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .case import Case, Expectation, Layer
+from .dtypes import FLOAT_TYPES, QUANTIZED_TYPES
 from .network import NetworkInfo
 
 
@@ -28,7 +29,8 @@ def valid_twins(case: Case) -> dict[str, Case]:
             real, quantized = layer.output_type, info.dtype(layer.input)
         else:
             continue
-        pairs[twin_key(real, quantized)] = (real, quantized)
+        if real in FLOAT_TYPES and quantized in QUANTIZED_TYPES:  # a twin must itself be valid
+            pairs[twin_key(real, quantized)] = (real, quantized)
     return {key: _twin(case, real, quantized, key) for key, (real, quantized) in pairs.items()}
 
 

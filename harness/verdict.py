@@ -120,20 +120,17 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
             return _satisfies(Expectation("error", category=ref.error.category), outcome, case, info, backend, None)
         if outcome.error is not None:
             return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
-        values = {k: v for k, v in ref.outputs.items()}
-        return _compare_arrays(outcome.outputs, values)
+        return _compare_arrays(outcome.outputs, ref.outputs, expect.tolerance, info)
     # values
     if outcome.error is not None:
         return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
     return _compare_values(case, info, outcome.outputs, expect.values, expect.tolerance)
 
 
-def _compare_arrays(outputs: dict, expected: dict) -> _Check:
-    from .case import Tolerance
-
+def _compare_arrays(outputs: dict, expected: dict, tolerance, info: NetworkInfo) -> _Check:
     metrics, failures = {}, []
     for name, exp in expected.items():
-        c = compare(outputs[name], exp, Tolerance("exact"))
+        c = compare(outputs[name], exp, tolerance, info.step(name) if tolerance.kind == "steps" else None)
         metrics[name] = c.as_dict()
         if not c.ok:
             failures.append(f"{name}: {c.summary()} (against the numpy reference)")

@@ -20,7 +20,7 @@ from harness.onnx_export import check, export, minimum_opset
 MIN_OPSET = 19
 _PATTERNS = [
     (r"axis is out of boundary|axis .* out of", "invalid-axis"),
-    (r"operands could not be broadcast", "scale-shape-mismatch"),
+    (r"operands could not be broadcast|must be a vector or a number", "scale-shape-mismatch"),
     (r"should be zero for float8", "zero-point-nonzero"),
     (r"No implementation for operator|unsupported type|Type Error", "unsupported-type"),
 ]
