@@ -1,0 +1,49 @@
+"""Helpers shared by the tests: write case files under a temporary `cases/` folder and load them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def cases_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "cases"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def write_case(cases_dir: Path):
+    def write(relpath: str, text: str) -> Path:
+        path = cases_dir / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def load_case(write_case, cases_dir):
+    from harness.caseload import load_file
+
+    def load(text: str, relpath: str = "t/case.yaml"):
+        return load_file(write_case(relpath, text), cases_dir)
+
+    return load
+
+
+def run_qdq(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The real `qdq` command in a fresh process, as a user runs it."""
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd or REPO, capture_output=True,
+                          text=True, env=full_env, timeout=300)
