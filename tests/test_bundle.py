@@ -1,0 +1,43 @@
+import json
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+from harness.bundle import BundleWriter, load_outputs, path_safe_id, save_outputs
+
+
+@pytest.mark.parametrize("dtype, values", [
+    (ml_dtypes.int4, [-8, -1, 0, 7]), (ml_dtypes.float8_e4m3fn, [-448, 0.3125, np.nan, 2**-9]),
+    (ml_dtypes.float4_e2m1fn, [-6, 0.5, 1.5, 4]), (ml_dtypes.bfloat16, [1 / 3, -42.75, np.inf, 0]),
+    (np.int8, [-128, 0, 1, 127]), (np.float16, [0.1, 2, -3, 65504]),
+])
+def test_outputs_round_trip_with_their_types(tmp_path, dtype, values):
+    a = np.array(values, dtype=np.float64).astype(dtype).reshape(2, 2)
+    path = save_outputs(tmp_path, "x/y::z", "numpy", {"out": a})
+    back = load_outputs(path)["out"]
+    assert back.dtype == np.dtype(dtype) and back.shape == (2, 2)
+    assert np.array_equal(back.astype(np.float64), a.astype(np.float64), equal_nan=True)
+    with np.load(path, allow_pickle=False) as z:  # plain arrays only: no pickles needed to read it
+        assert set(z.files) == {"out", "__dtypes__"}
+
+
+def test_path_safe_ids_are_reversible_and_distinct():
+    from urllib.parse import unquote
+
+    a = path_safe_id("rules/axis::bad name::axis=4,dtype=float16")
+    assert a == "rules/axis/bad%20name/axis=4,dtype=float16"
+    assert unquote(a.split("/")[2]) == "bad name"
+    assert path_safe_id("a::b/c") != path_safe_id("a/b%2Fc")
+
+
+def test_an_unfinished_run_leaves_a_valid_partial_bundle(tmp_path):
+    w = BundleWriter(tmp_path, {"numpy": {}})
+    w.add({"case_id": "c", "backend": "numpy", "status": "pass"})
+    w.flush()
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["partial"] is True and doc["finished"] is None and len(doc["records"]) == 1
+    w.finish(0, complete=True)
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["partial"] is False and doc["exit_status"] == 0
+    assert not list(tmp_path.glob(".results.json.*"))  # no temporary files left behind
