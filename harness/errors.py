@@ -36,3 +36,11 @@ class QdqError(Exception):
 
     def as_dict(self) -> dict:
         return {"category": self.category, "message": self.message, "native": self.native, "phase": self.phase}
+
+
+class BuiltNotRun(Exception):
+    """The backend built the case (a real build verdict) but cannot run it here, e.g. no GPU: values are a skip."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason

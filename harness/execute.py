@@ -12,7 +12,7 @@ import numpy as np
 from . import data as data_mod
 from .backend import Backend
 from .case import Case
-from .errors import QdqError
+from .errors import BuiltNotRun, QdqError
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Outcome:
     error: QdqError | None = None
     crash: str | None = None  # traceback of an exception that is not a QdqError: a bug or a backend crash
     skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
+    built_not_run: str | None = None  # built for real, not run (no GPU): a build verdict, values unknown
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -39,11 +40,13 @@ def execute(backend: Backend, case: Case) -> Outcome:
     start = time.perf_counter()
     try:
         runner = backend.load(case)
-        outcome.inputs = make_inputs(case)
-        with runner:
+        with runner:  # activate first: a backend that cannot run (no GPU) says so before inputs are made
+            outcome.inputs = make_inputs(case)
             outcome.outputs = runner.infer(outcome.inputs)
     except QdqError as exc:
         outcome.error = exc
+    except BuiltNotRun as exc:
+        outcome.built_not_run = exc.reason
     except data_mod.DataError as exc:
         outcome.skip = f"inputs not materialised: {exc}"
     except Exception:

@@ -144,8 +144,10 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     if outcome.crash:
         return make("backend-crash", outcome.crash.strip().splitlines()[-1] if outcome.crash.strip() else "crashed",
                     metrics={"traceback": outcome.crash})
-    info = NetworkInfo(case)
     expect, override = case.expectation_for(backend, version)
+    if outcome.built_not_run:
+        return _judge_build_only(case, expect, override, outcome.built_not_run)
+    info = NetworkInfo(case)
     primary = _satisfies(case.expect, outcome, case, info, backend, reference)
     described = {"expectation": expect.describe()}
 
@@ -180,3 +182,14 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
         return make("documentation-deviation", f"{case.documented.reason} [{doc.detail}]",
                     metrics={"expected": primary.metrics, "documented": doc.metrics}, **described)
     return make("pass", primary.detail or "as expected", metrics=primary.metrics, **described)
+
+
+def _judge_build_only(case: Case, expect: Expectation, override, built: str) -> Verdict:
+    """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more."""
+    described = {"expectation": expect.describe(), "override": override.reason if override else None}
+    if expect.kind == "error":
+        return make("missing-expected-error", f"expected error {expect.category}, but the build succeeded: {built}",
+                    **described)
+    if override is not None and case.expect.kind == "error" and expect.kind == "observe":
+        return make("declared-deviation", f"{override.reason} [it builds: {built}]", **described)
+    return make("skipped", built, **described)

@@ -1,0 +1,165 @@
+"""A case built as a TensorRT network and serialized engine, through `TrtApi` (shared by `tensorrt` and
+`tensorrt-rtx`: the module is the only difference). Every builder message is captured, so a refused build is
+reported with its category and NVIDIA's own words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .case import Case
+from .errors import QdqError
+from .network import NetworkInfo
+from .trt_compat import TrtApi
+
+# Builder messages -> categories, first match wins (measured on TensorRT-RTX 1.7; 8.x texts from the cookbook).
+_PATTERNS = [
+    (r"nbDims > 0|must not be a scalar", "scalar-input"),
+    (r"requires identical rank for input and scale", "scale-shape-mismatch"),
+    (r"has type \w+ but must have type", "unsupported-type"),
+    (r"unexpected negative axis|[Aa]xis .*(out of|invalid|range)|invalid axis", "invalid-axis"),
+    (r"zero_point` whose coefficients aren't all zeros|symmetric quantization|shiftIsAllZeros", "zero-point-nonzero"),
+    (r"[Zz]ero.?[Pp]oint.*(shape|dimension|same)", "zero-point-shape-mismatch"),
+    (r"Cannot compile for target|HW-specific datatypes|not supported on (this|the) (target|platform|device)", "unsupported-on-target"),
+    (r"[Ss]cale.*(positive|> ?0)", "scale-not-positive"),
+    (r"ScaleMode is illegal|scale.*(size|shape|dimension|count)|number of scales", "scale-shape-mismatch"),
+    (r"[Bb]lock size|[Bb]locking dimension|[Bb]lock", "block-shape-invalid"),
+    (r"build-time constant|must be a constant", "scale-not-constant"),
+    (r"scalar", "scalar-input"),
+    (r"[Vv]olume|too many elements|exceeds.*2\^31|INT32_MAX", "volume-limit"),
+    (r"[Dd]ata ?[Tt]ype|type .*not supported|unsupported.*type|[Ii]nvalid.*type", "unsupported-type"),
+]
+
+
+def categorize(text: str) -> str:
+    """The category of the first message (one per line) that names one: later errors are often consequences."""
+    for message in text.splitlines() or [text]:
+        for pattern, category in _PATTERNS:
+            if re.search(pattern, message):
+                return category
+    return "build-failed"
+
+
+def make_logger(trt):
+    """An ILogger that keeps every message (severity, text)."""
+
+    class CaptureLogger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
+
+        def log(self, severity, msg):
+            self.messages.append((str(severity).rsplit(".", 1)[-1], msg))
+
+        def errors(self) -> list[str]:
+            return [m for s, m in self.messages if s in ("ERROR", "INTERNAL_ERROR")]
+
+    return CaptureLogger()
+
+
+def _refusal(logger, fallback: str) -> QdqError:
+    errors = logger.errors() or [fallback]
+    native = "\n".join(errors)
+    return QdqError(categorize(native), errors[0].splitlines()[0], native=native)
+
+
+@dataclass
+class Built:
+    plan: bytes
+    typing: str
+    messages: list[tuple[str, str]]
+
+
+def _constant_weights(api: TrtApi, value: np.ndarray, type_name: str):
+    """Weights for a constant, and the type to cast it to afterwards when TensorRT's Weights cannot hold it."""
+    if type_name in ("float32", "float16", "int32", "int64", "int8", "uint8"):
+        return np.ascontiguousarray(value), None
+    if type_name == "bfloat16":
+        return np.ascontiguousarray(value.astype(np.float32)), "bfloat16"
+    raise QdqError("unsupported-type", f"a {type_name} constant cannot be given to TensorRT as weights")
+
+
+def build_network(api: TrtApi, case: Case, logger):
+    """(builder, network, keep-alive arrays). Raises QdqError when a layer cannot even be added."""
+    trt = api.trt
+    info = NetworkInfo(case)
+    builder = trt.Builder(logger)
+    network = builder.create_network(api.network_flags())
+    tensors, keep = {}, []
+    for layer in case.network:
+        try:
+            if layer.op == "input":
+                tensors[layer.name] = network.add_input(layer.name, api.dtype(layer.output_type), tuple(layer.shape))
+                continue
+            if layer.op == "constant":
+                value, cast_to = _constant_weights(api, info.constant_value(layer.name), layer.output_type)
+                keep.append(value)  # TensorRT reads weights at build time, not when they are added
+                made = network.add_constant(tuple(info.shapes[layer.name]), trt.Weights(value))
+                if cast_to:
+                    made.name = f"{layer.name}__weights"
+                    made = network.add_cast(made.get_output(0), api.dtype(cast_to))
+            elif layer.op == "cast":
+                made = network.add_cast(tensors[layer.input], api.dtype(layer.output_type))
+            elif layer.op == "quantize":
+                made = api.add_quantize(network, tensors[layer.input], tensors[layer.scale], layer.output_type)
+            else:
+                made = api.add_dequantize(network, tensors[layer.input], tensors[layer.scale], layer.output_type)
+            if made is None:
+                raise _refusal(logger, f"adding {layer.op} {layer.name!r} returned None")
+            if layer.op in ("quantize", "dequantize"):
+                if layer.axis is not None:
+                    made.axis = layer.axis
+                if layer.zero_point is not None:
+                    made.set_input(2, tensors[layer.zero_point])
+            made.name = layer.name
+            made.get_output(0).name = layer.name
+            tensors[layer.name] = made.get_output(0)
+        except QdqError:
+            raise
+        except (TypeError, ValueError, RuntimeError) as exc:
+            messages = "\n".join(logger.errors())
+            raise QdqError(categorize(f"{messages}\n{exc}"), f"{layer.op} {layer.name!r}: {exc}".splitlines()[0],
+                           native=f"{messages}\n{exc}".strip()) from None
+    for name in case.outputs:
+        network.mark_output(tensors[name])
+    return builder, network, keep
+
+
+def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model: bytes | None = None) -> Built:
+    """Build and serialize, from the case's layers or (`onnx_model`) through TensorRT's OnnxParser; raises QdqError
+    with the captured builder or parser errors when refused."""
+    trt = api.trt
+    logger = make_logger(trt)
+    if onnx_model is None:
+        builder, network, keep = build_network(api, case, logger)
+    else:
+        builder, network, keep = _parse_onnx(api, onnx_model, logger)
+    config = builder.create_builder_config()
+    info = NetworkInfo(case)
+    for flag in api.precision_flags({info.dtype(layer.name) for layer in case.network}):
+        config.set_flag(flag)
+    if target:
+        capability = getattr(getattr(trt, "ComputeCapability", None), target, None)
+        if capability is None:
+            raise QdqError("unsupported-on-target", f"{trt.__name__} {api.version} cannot target {target}")
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(capability, 0)
+    plan = builder.build_serialized_network(network, config)
+    del keep
+    if plan is None:
+        raise _refusal(logger, "build_serialized_network returned None")
+    return Built(bytes(plan), api.typing, list(logger.messages))
+
+
+def _parse_onnx(api: TrtApi, model: bytes, logger):
+    trt = api.trt
+    builder = trt.Builder(logger)
+    network = builder.create_network(api.network_flags())
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(model):
+        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
+        native = "\n".join(errors + logger.errors()) or "OnnxParser.parse returned False"
+        raise QdqError(categorize(native), native.splitlines()[0], native=native)
+    return builder, network, [parser]

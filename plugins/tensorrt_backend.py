@@ -1,0 +1,105 @@
+"""`tensorrt`: the case built with TensorRT's network API, as the documents do (add_input, add_constant, add_cast,
+add_quantize/add_dequantize, axis, set_input(2, zero_point)), serialized and run on a GPU with cuda-python.
+
+Supports 8.6, 10.x and 11.x through harness/trt_compat.py (branches chosen by the module's features). On 8.6 and
+10.x the network is weakly typed with precision flags; `tensorrt-strongly-typed` builds the same case strongly
+typed (10.x; on 11.x both are the same, strong typing being always on). Needs the full TensorRT libraries and a
+GPU; elsewhere it is unavailable with the precise reason, and every case is a skip.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from harness.backend import Availability, Backend, Runner
+from harness.case import Case
+from harness.errors import QdqError
+from harness.execute import make_inputs
+from harness.trt_compat import TrtApi
+from harness.trt_network import Built, build_engine, make_logger
+from harness.trt_runtime import EngineRunner, gpu_status
+from harness.twin import valid_twins
+
+
+class TrtRunner(Runner):
+    def __init__(self, api: TrtApi, built: Built):
+        self.api, self.built = api, built
+        self.engine_runner: EngineRunner | None = None
+        self.layer_information: str | None = None
+
+    def activate(self) -> None:
+        self.engine_runner = EngineRunner(self.api.trt, self.built.plan, make_logger(self.api.trt))
+        self.engine_runner.activate()
+        try:
+            self.layer_information = self.engine_runner.layer_information()
+        except Exception:  # the inspector is a diagnostic: its absence must not fail the case
+            self.layer_information = None
+
+    def infer(self, feeds):
+        return self.engine_runner.infer(feeds)
+
+    def deactivate(self) -> None:
+        if self.engine_runner is not None:
+            self.engine_runner.deactivate()
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+    product = "NVIDIA TensorRT (network API)"
+    description = "the case built with TensorRT's network API and run on a GPU"
+    module_name = "tensorrt"
+    strongly_typed = False
+    needs_gpu = True
+
+    def __init__(self):
+        self._twins: dict[str, str | None] = {}
+
+    def module(self):
+        return importlib.import_module(self.module_name)
+
+    def availability(self) -> Availability:
+        try:
+            trt = self.module()
+        except ImportError as exc:
+            return Availability(False, None, f"module missing: {exc.name or self.module_name} (the package index "
+                                             "holds only stubs that fetch NVIDIA's wheels at install time)")
+        except OSError as exc:
+            return Availability(False, None, f"TensorRT libraries failed to load: {exc}")
+        if self.needs_gpu:
+            usable, why = gpu_status()
+            if not usable:
+                return Availability(False, trt.__version__, why)
+        return Availability(True, trt.__version__, "")
+
+    def api(self) -> TrtApi:
+        return TrtApi(self.module(), strongly_typed=self.strongly_typed)
+
+    def build(self, case: Case) -> Built:
+        return build_engine(self.api(), case, case.target.get("compute_capability"))
+
+    def skip_reason(self, case: Case) -> str | None:
+        for key, twin in valid_twins(case).items():
+            if key not in self._twins:
+                try:
+                    self.build(twin)
+                    self._twins[key] = None
+                except QdqError as exc:
+                    target = case.target.get("compute_capability", "the default target")
+                    self._twins[key] = (f"{self.name} {self.availability().version} cannot build Q/DQ {key} for "
+                                        f"{target} even in a valid twin: {exc.native.splitlines()[0]}")
+            if self._twins[key]:
+                return self._twins[key]
+        return None
+
+    def load(self, case: Case) -> Runner:
+        return TrtRunner(self.api(), self.build(case))
+
+
+class TensorRTStronglyTypedBackend(TensorRTBackend):
+    name = "tensorrt-strongly-typed"
+    product = "NVIDIA TensorRT (network API, strongly typed network)"
+    description = "the case as a strongly typed TensorRT network (10.x; the same as `tensorrt` on 11.x)"
+    strongly_typed = True
+
+
+_ = make_inputs  # kept for symmetry with the ONNX backends' twin runs
