@@ -52,7 +52,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
+def _encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
+    """Arrays as .npz bytes; types numpy lacks are stored as bit patterns, their names in `__dtypes__`."""
+    import io
+
     arrays, types = {}, {}
     for name, value in outputs.items():
         value = np.asarray(value)
@@ -60,19 +63,27 @@ def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, n
         types[name] = t.name
         arrays[name] = value if t.numpy_native else value.view(np.dtype(f"u{value.dtype.itemsize}"))
     arrays["__dtypes__"] = np.array(json.dumps(types))
-    import io
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _decode_npz(data) -> dict[str, np.ndarray]:
+    import io
+
+    with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as z:
+        types = json.loads(str(z["__dtypes__"]))
+        return {name: z[name].view(dtypes.dtype(t).np_type) for name, t in types.items()}
+
+
+def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
     path = outputs_path(out_dir, case_id, backend)
-    _atomic_write(path, buf.getvalue())
+    _atomic_write(path, _encode_npz(outputs))
     return path
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as z:
-        types = json.loads(str(z["__dtypes__"]))
-        return {name: z[name].view(dtypes.dtype(t).np_type) for name, t in types.items()}
+    return _decode_npz(Path(path))
 
 
 def inputs_hash(inputs: dict[str, np.ndarray]) -> str:

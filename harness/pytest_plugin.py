@@ -24,6 +24,7 @@ from . import bundle as bundle_mod
 from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .case import Case
 from .execute import Outcome, execute
+from .isolation import WorkerPool
 from .verdict import Verdict, judge, make
 
 RECORD_KEY = "qdq_record"
@@ -40,6 +41,19 @@ class RunState:
     writer: bundle_mod.BundleWriter | None = None
     outcomes: dict[str, dict[str, tuple[str | None, Outcome]]] = field(default_factory=dict)  # case id -> backend -> (version, outcome)
     references: dict[str, Outcome] = field(default_factory=dict)
+    workers: WorkerPool = field(default_factory=WorkerPool)  # processes of isolated backends
+
+    def execute(self, name: str, case: Case) -> Outcome:
+        backend = backends_mod.instance(name)
+        if getattr(backend, "isolated", False):
+            return self.workers.execute(name, backend, case)
+        return execute(backend, case)
+
+    def skip_reason(self, name: str, case: Case) -> str | None:
+        backend = backends_mod.instance(name)
+        if getattr(backend, "isolated", False):
+            return self.workers.skip_reason(name, backend, case)
+        return backend.skip_reason(case)
 
     def reference(self, case: Case) -> Outcome:
         """The numpy reference's outcome for a case, computed once per worker."""
@@ -77,6 +91,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.out_dir and not state.is_worker:
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends))
         config.pluginmanager.register(BundleReporter(state.writer), "qdq-bundle")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.workers.close()
 
 
 def describe_backends(names: list[str]) -> dict[str, dict]:
@@ -209,15 +229,14 @@ class CaseItem(_QdqItem):
         avail = backends_mod.availability(self.backend_name)
         if not avail.available:
             return make("skipped", f"{self.backend_name} unavailable: {avail.reason}"), avail.version, {}
-        backend = backends_mod.instance(self.backend_name)
         requirement = self.case.unmet_requirement(self.backend_name, avail.version)
         if requirement:
             return make("skipped", f"needs {self.backend_name} {requirement.selector.version} (have {avail.version}): "
                                    f"{requirement.reason}"), avail.version, {}
-        lacking = backend.skip_reason(self.case)
+        lacking = state.skip_reason(self.backend_name, self.case)
         if lacking:
             return make("skipped", lacking), avail.version, {}
-        outcome = execute(backend, self.case)
+        outcome = state.execute(self.backend_name, self.case)
         state.outcomes.setdefault(self.case.id, {})[self.backend_name] = (avail.version, outcome)
         verdict = judge(self.case, self.backend_name, avail.version, outcome, reference=lambda: state.reference(self.case))
         extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
@@ -247,10 +266,9 @@ class CrossBackendItem(CaseItem):
             avail = backends_mod.availability(name)
             if not avail.available or self.case.unmet_requirement(name, avail.version):
                 continue
-            backend = backends_mod.instance(name)
-            if backend.skip_reason(self.case):
+            if state.skip_reason(name, self.case):
                 continue
-            outcomes[name] = (avail.version, execute(backend, self.case))
+            outcomes[name] = (avail.version, state.execute(name, self.case))
             recomputed.append(name)
         verdict, diffs = cross_backend_verdict(self.case, outcomes)
         return verdict, None, {"diffs": diffs, "recomputed": recomputed}

@@ -50,6 +50,8 @@ class TensorRTBackend(Backend):
     module_name = "tensorrt"
     strongly_typed = False
     needs_gpu = True
+    isolated = True  # builds and runs in a worker process: a segfault or hang fails one case, not the run
+    timeout_s = 600.0
 
     def __init__(self):
         self._twins: dict[str, str | None] = {}

@@ -61,3 +61,70 @@ def test_third_party_backend_is_discovered_and_its_crash_is_an_error_item(tmp_pa
     assert broken and all(x["status"] == "skip" and "failed to load" in x["reason"] for x in broken)
     numpy_records = [x for x in records if x["backend"] == "numpy"]
     assert len(numpy_records) == 6 and {x["status"] for x in numpy_records} == {"pass", "xfail"}
+
+
+ISOLATED = '''
+import ctypes
+import sys
+import time
+
+from harness.backend import Availability, Backend, Runner
+
+
+class _Never(Runner):
+    def infer(self, feeds):
+        raise AssertionError("unreachable")
+
+
+class Segfaulting(Backend):
+    name = "segfaulting"
+    product = description = "a test backend whose build segfaults"
+    isolated = True
+
+    def availability(self):
+        return Availability(True, "0.1", "")
+
+    def load(self, case):
+        print("segfaulting backend: about to dereference NULL", file=sys.stderr, flush=True)
+        ctypes.string_at(0)
+        return _Never()
+
+
+class Hanging(Backend):
+    name = "hanging"
+    product = description = "a test backend whose build never returns"
+    isolated = True
+
+    def availability(self):
+        return Availability(True, "0.1", "")
+
+    def load(self, case):
+        print("hanging backend: sleeping", file=sys.stderr, flush=True)
+        time.sleep(600)
+        return _Never()
+'''
+
+
+def test_segfaulting_and_hanging_backends_end_as_error_items_and_the_run_goes_on(tmp_path):
+    site = tmp_path / "site"
+    _install_fake_distribution(site, """
+        [qdq_harness.backends]
+        segfaulting = isolated_backends:Segfaulting
+        hanging = isolated_backends:Hanging
+    """)
+    (site / "isolated_backends.py").write_text(ISOLATED)
+    out = tmp_path / "out"
+    r = run_qdq("run", "cases/docs/s1-per-tensor-int8.yaml", "cases/docs/s2-per-channel-axis1.yaml",
+                "--backend", "segfaulting", "--backend", "hanging", "--backend", "numpy", "--out", str(out),
+                env={"PYTHONPATH": str(site), "QDQ_BACKEND_TIMEOUT": "3"})
+    assert r.returncode == 1
+    records = json.loads((out / "results.json").read_text())["records"]
+    by = {(x["case_id"], x["backend"]): x for x in records}
+    for case in ("docs/s1-per-tensor-int8", "docs/s2-per-channel-axis1"):
+        seg = by[(case, "segfaulting")]
+        assert (seg["status"], seg["kind"]) == ("error", "backend-crash")
+        assert "SIGSEGV" in seg["metrics"]["traceback"] and "about to dereference NULL" in seg["metrics"]["traceback"]
+        hang = by[(case, "hanging")]
+        assert (hang["status"], hang["kind"]) == ("error", "backend-crash")
+        assert "no answer within 3 s" in hang["metrics"]["traceback"] and "hanging backend: sleeping" in hang["metrics"]["traceback"]
+        assert by[(case, "numpy")]["status"] == "pass"  # the run went on

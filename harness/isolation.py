@@ -1,0 +1,167 @@
+"""Crash isolation: backends marked `isolated = True` (the TensorRT family) build and run in a persistent worker
+process per backend, restarted after a crash. A segfault, a CUDA error that kills the process, or a hang past the
+timeout fails that case with status `error` and the worker's captured stderr; the run goes on.
+
+Protocol (no pickles): one JSON line per request on the worker's stdin, `{"op", "file", "root", "case_id"}`;
+one JSON line per answer on its stdout, arrays as base64 .npz (harness.bundle's encoding, loaded with
+allow_pickle=False).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .case import Case
+from .errors import QdqError
+from .execute import Outcome
+
+DEFAULT_TIMEOUT_S = 600.0
+
+
+def timeout_for(backend) -> float:
+    """QDQ_BACKEND_TIMEOUT (seconds) overrides a backend's own `timeout_s`."""
+    env = os.environ.get("QDQ_BACKEND_TIMEOUT")
+    return float(env) if env else float(getattr(backend, "timeout_s", DEFAULT_TIMEOUT_S))
+
+
+def encode_arrays(arrays: dict[str, np.ndarray] | None) -> str | None:
+    if arrays is None:
+        return None
+    from .bundle import _encode_npz
+
+    return base64.b64encode(_encode_npz(arrays)).decode()
+
+
+def decode_arrays(text: str | None) -> dict[str, np.ndarray] | None:
+    if text is None:
+        return None
+    from .bundle import _decode_npz
+
+    return _decode_npz(base64.b64decode(text))
+
+
+class Worker:
+    """One persistent `python -m harness.worker BACKEND` process."""
+
+    def __init__(self, backend_name: str):
+        self.backend_name = backend_name
+        self.process: subprocess.Popen | None = None
+        self.stderr = None
+
+    def _start(self) -> None:
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen([sys.executable, "-m", "harness.worker", self.backend_name],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
+                                        start_new_session=True)
+
+    def _stderr_tail(self, limit: int = 4000) -> str:
+        if self.stderr is None:
+            return ""
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace")[-limit:]
+
+    def _kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+    def close(self) -> None:
+        if self.process and self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+                self.process.wait(timeout=5)
+            except Exception:
+                self._kill()
+        self.process = None
+
+    def request(self, op: str, case: Case, timeout: float) -> dict:
+        """The worker's answer, or {"crash": ...} when it died or hung (it is restarted on the next request)."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        line = json.dumps({"op": op, "file": str(case.file), "root": str(case.root), "case_id": case.id}) + "\n"
+        try:
+            self.process.stdin.write(line.encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            pass
+        deadline = time.monotonic() + timeout
+        buf = b""
+        out = self.process.stdout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._kill()
+                crash = f"{self.backend_name} worker hung: no answer within {timeout:g} s; killed.\n{self._stderr_tail()}"
+                self.process = None
+                return {"crash": crash}
+            ready, _, _ = select.select([out], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(out.fileno(), 1 << 20)
+            if not chunk:
+                code = self.process.wait()
+                how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
+                crash = f"{self.backend_name} worker {how} while running {case.id}.\n{self._stderr_tail()}"
+                self.process = None
+                return {"crash": crash}
+            buf += chunk
+            if buf.endswith(b"\n"):
+                return json.loads(buf)
+
+
+class WorkerPool:
+    """One worker per isolated backend, for one pytest process (kept in the run state, closed at session end)."""
+
+    def __init__(self):
+        self.workers: dict[str, Worker] = {}
+
+    def worker(self, name: str) -> Worker:
+        return self.workers.setdefault(name, Worker(name))
+
+    def execute(self, name: str, backend, case: Case) -> Outcome:
+        answer = self.worker(name).request("execute", case, timeout_for(backend))
+        return outcome_from(answer)
+
+    def skip_reason(self, name: str, backend, case: Case) -> str | None:
+        answer = self.worker(name).request("skip_reason", case, timeout_for(backend))
+        if "crash" in answer:
+            return None  # the case's own run will meet (and report) the same crash
+        return answer.get("skip_reason")
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+
+
+def outcome_from(answer: dict) -> Outcome:
+    err = answer.get("error")
+    return Outcome(
+        outputs=decode_arrays(answer.get("outputs")),
+        error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
+        crash=answer.get("crash"), inputs=decode_arrays(answer.get("inputs")) or {}, seconds=answer.get("seconds", 0.0),
+        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"),
+    )
+
+
+def answer_for(outcome: Outcome) -> dict:
+    return {"outputs": encode_arrays(outcome.outputs), "error": outcome.error.as_dict() if outcome.error else None,
+            "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
+            "skip": outcome.skip, "built_not_run": outcome.built_not_run}
+
+
+_ = Path
