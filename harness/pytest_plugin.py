@@ -106,6 +106,9 @@ def describe_backends(names: list[str]) -> dict[str, dict]:
         avail = backends_mod.availability(name)
         out[name] = {"version": avail.version, "available": avail.available, "reason": avail.reason,
                      "product": backend.product, "description": backend.description}
+        details = getattr(backend, "details", None)
+        if callable(details):
+            out[name]["details"] = details()
     return out
 
 

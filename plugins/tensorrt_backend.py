@@ -9,7 +9,13 @@ GPU; elsewhere it is unavailable with the precise reason, and every case is a sk
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
+import os
+from pathlib import Path
+
+import harness
 
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
@@ -19,6 +25,9 @@ from harness.trt_compat import TrtApi
 from harness.trt_network import Built, build_engine, make_logger
 from harness.trt_runtime import EngineRunner, gpu_status
 from harness.twin import valid_twins
+
+
+ENGINE_CACHE = Path(os.environ.get("QDQ_CACHE", Path.home() / ".cache" / "qdq-harness")) / "engines"
 
 
 class TrtRunner(Runner):
@@ -76,8 +85,45 @@ class TensorRTBackend(Backend):
     def api(self) -> TrtApi:
         return TrtApi(self.module(), strongly_typed=self.strongly_typed)
 
+    def details(self) -> dict:
+        """TensorRT, CUDA runtime and driver versions, GPU name and compute capability, for the bundle."""
+        out: dict = {}
+        try:
+            out[self.module_name] = self.module().__version__
+            from harness.trt_runtime import cuda_runtime
+
+            cudart = cuda_runtime()
+            out["cuda_runtime"] = cudart.cudaRuntimeGetVersion()[1]
+            out["cuda_driver"] = cudart.cudaDriverGetVersion()[1]
+            err, count = cudart.cudaGetDeviceCount()
+            if int(err) == 0 and count:
+                _, props = cudart.cudaGetDeviceProperties(0)
+                name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
+                out.update(gpu=name.rstrip("\x00"), compute_capability=f"{props.major}.{props.minor}", gpus=count)
+        except Exception as exc:  # details are informative: never fail a run for them
+            out["details_error"] = f"{type(exc).__name__}: {exc}"
+        return out
+
     def build(self, case: Case) -> Built:
-        return build_engine(self.api(), case, case.target.get("compute_capability"))
+        """Build, or reuse an engine cached on disk for the same case content, builder config, harness, TensorRT
+        version and GPU (GPU backends only: a CPU-only RTX build is cheaper than the bookkeeping)."""
+        api = self.api()
+        if not self.needs_gpu:
+            return self._build(api, case)
+        key = json.dumps([case.content_hash, self.name, api.typing, case.target, harness.__version__, api.version,
+                          self.details().get("gpu")], sort_keys=True)
+        path = ENGINE_CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.plan"
+        if path.exists():
+            return Built(path.read_bytes(), api.typing, [("INFO", f"engine from the cache: {path}")])
+        built = self._build(api, case)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(built.plan)
+        os.replace(tmp, path)
+        return built
+
+    def _build(self, api: TrtApi, case: Case) -> Built:
+        return build_engine(api, case, case.target.get("compute_capability"))
 
     def skip_reason(self, case: Case) -> str | None:
         for key, twin in valid_twins(case).items():

@@ -15,6 +15,6 @@ class TensorRTOnnxBackend(TensorRTBackend):
     product = "NVIDIA TensorRT (ONNX parser)"
     description = "the case as ONNX QuantizeLinear/DequantizeLinear, parsed by TensorRT's OnnxParser, run on a GPU"
 
-    def build(self, case: Case) -> Built:
+    def _build(self, api, case: Case) -> Built:
         model = export(case).model.SerializeToString()
-        return build_engine(self.api(), case, case.target.get("compute_capability"), onnx_model=model)
+        return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model)
