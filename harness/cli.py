@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
     run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
+    run.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
+    run.add_argument("--no-report", action="store_true", help="skip the Allure HTML report")
+
+    rpt = sub.add_parser("report", help="generate the Allure HTML report of a finished run")
+    rpt.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"))
+    rpt.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
 
     val = sub.add_parser("validate", help="check case files (YAML, schema, structure) without running them")
     val.add_argument("paths", nargs="+", type=Path)
@@ -51,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "repro": cmd_repro}[args.command](args)
+            "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
 
 # --- run ------------------------------------------------------------------------------------------------------------
@@ -66,10 +72,14 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     out = args.out
     # A fresh bundle: stale outputs from an earlier run must not mix with this one.
-    shutil.rmtree(out / "outputs", ignore_errors=True)
+    # The driver cleans the Allure results (never --clean-alluredir: unsafe under xdist). history.jsonl stays.
+    for stale in ("outputs", "allure-results", "allure-report"):
+        shutil.rmtree(out / stale, ignore_errors=True)
     (out / "results.json").unlink(missing_ok=True)
     pytest_args = [*map(str, paths), "--qdq-out", str(out), "--qdq-tier", args.tier, "-q", "--no-header", "-rfE",
                    "-p", "no:cacheprovider"]
+    if _has_allure_pytest():
+        pytest_args += ["--alluredir", str(out / "allure-results")]
     for name in args.backend:
         pytest_args += ["--qdq-backend", name]
     if args.root:
@@ -91,18 +101,43 @@ def cmd_run(args) -> int:
     print(render_matrix(doc))
     for line in disagreement_lines(doc):
         print(line)
-    print(f"\nbundle: {results}")
+    print(f"\nbundle: {results}  summary: {out / 'summary.md'}")
+    if not args.no_report:
+        _generate(out, args.history_from)
     failed = any(r["status"] in ("fail", "error") for r in doc["records"])
     return EXIT_FAILED if failed or code != pytest.ExitCode.OK else EXIT_OK
 
 
+def _has_allure_pytest() -> bool:
+    try:
+        import allure_pytest  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def _generate(out: Path, history_from: Path | None) -> bool:
+    from .report import generate_html
+
+    ok, where = generate_html(out, history_from)
+    print(f"report: {where}" if ok else f"report: not generated: {where}")
+    return ok
+
+
+def cmd_report(args) -> int:
+    if not (args.out / "allure-results").is_dir():
+        print(f"qdq report: no allure-results in {args.out} (run `qdq run --out {args.out}` first)", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if _generate(args.out, args.history_from) else EXIT_FAILED
+
+
 def _cell(record: dict) -> str:
+    from .summary import worst
+
     mark = STATUS_MARK.get(record["status"], record["status"])
-    worst = None
-    for m in (record.get("metrics") or {}).values():
-        if isinstance(m, dict) and m.get("max_abs"):
-            worst = max(worst or 0.0, m["max_abs"])
-    return f"{mark} {worst:.3g}" if worst else mark
+    w = worst(record)
+    return f"{mark} {w:.3g}" if w else mark
 
 
 def render_matrix(doc: dict) -> str:

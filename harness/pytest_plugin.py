@@ -90,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = state
     if state.out_dir and not state.is_worker:
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends))
-        config.pluginmanager.register(BundleReporter(state.writer), "qdq-bundle")
+        config.pluginmanager.register(BundleReporter(state.writer, config), "qdq-bundle")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -162,6 +162,10 @@ class BackendCrash(Exception):
     """A verdict of error: the backend or harness crashed (reported as 'broken', not 'failed')."""
 
 
+def _allure_active(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("allure_pytest") and bool(config.getoption("allure_report_dir", None))
+
+
 class _QdqItem(pytest.Item):
     def _record(self, verdict: Verdict, **extra) -> None:
         self.user_properties.append((RECORD_KEY, json.dumps({**self._record_base(), **verdict.as_dict(), **extra},
@@ -195,6 +199,13 @@ class InvalidCaseItem(_QdqItem):
     def runtest(self) -> None:
         verdict = make("invalid-case-file", str(self.error))
         self._record(verdict, case_id=f"{self.path.name}", backend=None)
+        if _allure_active(self.config):
+            import allure
+
+            allure.dynamic.title(f"invalid case file {self.path.name}")
+            allure.dynamic.feature("invalid case files")
+            allure.attach(self.path.read_text(errors="replace"), name=self.path.name,
+                          attachment_type=allure.attachment_type.TEXT)
         self._conclude(verdict)
 
     def reportinfo(self):
@@ -225,8 +236,16 @@ class CaseItem(_QdqItem):
     def runtest(self) -> None:
         state = self.config.stash[STATE]
         verdict, version, extra = self._run(state)
-        self._record(verdict, backend_version=version, **extra)
+        self._record(verdict, backend_version=version, **{k: v for k, v in extra.items() if k != "outcome"})
+        if _allure_active(self.config):
+            self._report(verdict, version, extra.get("outcome"))
         self._conclude(verdict)
+
+    def _report(self, verdict: Verdict, version: str | None, outcome) -> None:
+        from . import report
+
+        report.label_item(self.case, self.backend_name, version)
+        report.attach_case(self.case, self.backend_name, outcome, verdict)
 
     def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
         avail = backends_mod.availability(self.backend_name)
@@ -243,7 +262,7 @@ class CaseItem(_QdqItem):
         state.outcomes.setdefault(self.case.id, {})[self.backend_name] = (avail.version, outcome)
         verdict = judge(self.case, self.backend_name, avail.version, outcome, reference=lambda: state.reference(self.case))
         extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
-                 "error": outcome.error.as_dict() if outcome.error else None}
+                 "error": outcome.error.as_dict() if outcome.error else None, "outcome": outcome}
         if state.out_dir and outcome.outputs is not None:
             path = bundle_mod.save_outputs(state.out_dir, self.case.id, self.backend_name, outcome.outputs)
             extra["outputs_file"] = path.relative_to(state.out_dir).as_posix()
@@ -274,7 +293,22 @@ class CrossBackendItem(CaseItem):
             outcomes[name] = (avail.version, state.execute(name, self.case))
             recomputed.append(name)
         verdict, diffs = cross_backend_verdict(self.case, outcomes)
-        return verdict, None, {"diffs": diffs, "recomputed": recomputed}
+        self._diffs = diffs
+        return verdict, None, {"diffs": diffs, "recomputed": recomputed, "outcome": outcomes}
+
+    def _report(self, verdict: Verdict, version: str | None, outcomes) -> None:
+        """Labels, the case, and for each disagreeing pair its table and heatmap."""
+        from . import report
+
+        report.label_item(self.case, self.backend_name, None)
+        report.attach_case(self.case, self.backend_name, None, verdict)
+        for d in self._diffs:
+            if d["agree"] or d["shape_mismatch"]:
+                continue
+            a, b = d["backends"]
+            oa, ob = outcomes[a][1], outcomes[b][1]
+            report.attach_difference(f"{d['output']} ({a} vs {b})", ob.outputs[d["output"]], oa.outputs[d["output"]],
+                                     oa.inputs, b, a)
 
 
 def _file_hash(path: Path) -> str:
@@ -284,10 +318,12 @@ def _file_hash(path: Path) -> str:
 
 
 class BundleReporter:
-    """Registered on the controller when `--qdq-out` is given: records reach the bundle as reports arrive."""
+    """Registered on the controller when `--qdq-out` is given: records reach the bundle as reports arrive; at the
+    end the bundle is completed, the summaries written, and the Allure results get their report-level files."""
 
-    def __init__(self, writer: bundle_mod.BundleWriter):
+    def __init__(self, writer: bundle_mod.BundleWriter, config: pytest.Config):
         self.writer = writer
+        self.config = config
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         records = [json.loads(v) for k, v in report.user_properties if k == RECORD_KEY]
@@ -299,9 +335,23 @@ class BundleReporter:
             self.writer.add({"nodeid": report.nodeid, "case_id": report.nodeid.split("::")[0], "backend": None,
                              "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],
                              "metrics": {}})
+            if _allure_active(self.config) and getattr(report, "node", None) is not None:
+                from . import report as report_mod  # an xdist worker died: allure-pytest wrote nothing for it
+
+                report_mod.write_crash_result(Path(self.config.getoption("allure_report_dir")), report.nodeid,
+                                              str(report.longrepr))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) and not session.shouldstop
         self.writer.finish(int(exitstatus), complete)
+        from . import summary
+
+        summary.write(self.writer.out_dir, self.writer.doc)
+        if _allure_active(self.config):
+            from . import report as report_mod
+
+            state = self.config.stash[STATE]
+            report_mod.write_results_extras(Path(self.config.getoption("allure_report_dir")), self.writer.doc["backends"],
+                                            self.writer.doc["environment"], state.root)
 
 

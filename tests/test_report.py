@@ -1,0 +1,134 @@
+"""Allure results, summaries and the HTML report, checked as a person would read them."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_qdq
+from harness.report import allure_cli, categories
+
+pytest.importorskip("allure_pytest", reason="allure-pytest is not installed (pip install 'qdq-harness[report]')")
+
+
+@pytest.fixture(scope="module")
+def wrong_golden_run(tmp_path_factory):
+    """S2 with one deliberately wrong golden value (41 -> 42 at the last element of channel 1), and S1."""
+    tmp = tmp_path_factory.mktemp("report")
+    cases = tmp / "cases"
+    cases.mkdir()
+    s2 = (REPO / "cases/docs/s2-per-channel-axis1.yaml").read_text()
+    wrong = s2.replace("[37, 38, 39, 40, 41]]", "[37, 38, 39, 40, 42]]")
+    assert wrong != s2
+    (cases / "wrong-golden.yaml").write_text(wrong)
+    shutil.copy(REPO / "cases/docs/s1-per-tensor-int8.yaml", cases / "s1.yaml")
+    out = tmp / "out"
+    first = run_qdq("run", str(cases), "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out))
+    history_one = (out / "history.jsonl").read_text() if (out / "history.jsonl").exists() else ""
+    saved = tmp / "history-from-first-run.jsonl"
+    if history_one:
+        saved.write_text(history_one)
+    second = run_qdq("run", str(cases), "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out),
+                     *(["--history-from", str(saved)] if history_one else []))
+    return first, second, out
+
+
+def _results(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
+
+
+def test_one_result_per_item_with_labels_and_versions_outside_history(wrong_golden_run):
+    _, second, out = wrong_golden_run
+    assert second.returncode == 1  # the wrong golden value fails
+    results = _results(out)
+    assert len(results) == 6  # 2 cases x (numpy, onnxruntime, cross-backend)
+    for r in results:
+        labels = {(l["name"], l["value"]) for l in r["labels"]}
+        names = {n for n, _ in labels}
+        assert {"epic", "feature", "story", "backend", "severity"} <= names
+        assert ("epic", "trt-cookbook-quantize-dequantize-layer.zh.md") in labels
+        params = {p["name"]: p for p in r.get("parameters", [])}
+        assert params["backend version"].get("excluded") is True  # upgrades keep the history
+    failing = [r for r in results if r["status"] == "failed"]
+    assert len(failing) == 2  # numpy and onnxruntime both disagree with the wrong golden value
+    assert all("NUMERIC-MISMATCH: " in r["statusDetails"]["message"] for r in failing)
+    failing = [r for r in failing if ("backend", "numpy") in {(l["name"], l["value"]) for l in r["labels"]}]
+    names = {a["name"] for a in failing[0]["attachments"]}
+    assert {"y heatmap", "y differences.csv", "wrong-golden.yaml", "inputs.csv", "outputs.csv", "repro-numpy.py"} <= names
+    heat = next(a for a in failing[0]["attachments"] if a["name"] == "y heatmap")
+    assert heat["type"] == "image/png" and (out / "allure-results" / heat["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = next(a for a in failing[0]["attachments"] if a["name"] == "y differences.csv")
+    rows = (out / "allure-results" / table["source"]).read_text().splitlines()
+    assert rows[0].startswith("index,inputT0,expected,got") and rows[1].startswith('"[0, 1, 3, 4]",39.0,42.0,41.0')
+
+
+def test_report_level_files(wrong_golden_run):
+    _, _, out = wrong_golden_run
+    cats = json.loads((out / "allure-results" / "categories.json").read_text())
+    assert cats == categories() and any(c["name"] == "numeric mismatch" for c in cats)
+    env = (out / "allure-results" / "environment.properties").read_text()
+    assert re.search(r"^backend\.numpy=0\.1\.0 \(available\)$", env, re.M)
+    assert re.search(r"^cases\.git_commit=", env, re.M) and re.search(r"^onnxruntime=\d", env, re.M)
+
+
+def test_summary_matrix(wrong_golden_run):
+    _, _, out = wrong_golden_run
+    md = (out / "summary.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| `wrong-golden`"))
+    assert "**FAIL** 1" in row  # status and the worst difference
+    assert "<table>" in (out / "summary.html").read_text()
+
+
+needs_cli = pytest.mark.skipif(allure_cli() is None, reason="the Allure 3 CLI is not installed (npm ci)")
+
+
+@needs_cli
+def test_history_has_one_entry_per_run(wrong_golden_run):
+    first, second, out = wrong_golden_run
+    assert "report: " in first.stdout and "not generated" not in first.stdout
+    lines = (out / "history.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+
+
+@needs_cli
+def test_html_makes_no_external_request(wrong_golden_run):
+    _, _, out = wrong_golden_run
+    page = (out / "allure-report" / "index.html").read_text()
+    assert "googletagmanager" not in page
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']https?://", page)
+
+
+@needs_cli
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_rendered_report_shows_cases_and_the_failure(wrong_golden_run, tmp_path):
+    """DOM after Chromium ran the page's scripts (the embedded data scripts removed before asserting)."""
+    import base64
+
+    _, _, out = wrong_golden_run
+    index = out / "allure-report" / "index.html"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--virtual-time-budget=15000"]
+
+    def dom(fragment: str) -> str:
+        run = subprocess.run(["chromium", *flags, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom",
+                              f"file://{index}{fragment}"], capture_output=True, text=True, timeout=120)
+        return re.sub(r"<script\b[^>]*>.*?</script>", "", run.stdout, flags=re.S)
+
+    embedded = dict(re.findall(r'd\("data/test-results/([0-9a-f]+)\.json","([^"]+)"\)', index.read_text()))
+    failed = [i for i, b in embedded.items() if json.loads(base64.b64decode(b)).get("status") == "failed"]
+    assert len(failed) == 2
+    assert "wrong-golden" in dom("") and "s1" in dom("")
+    assert "numeric mismatch" in dom("#/categories")
+    assert "Status dynamics" in dom("#/charts")  # the trend, over the two runs
+    case_page = dom(f"#/{failed[0]}")
+    assert "NUMERIC-MISMATCH" in case_page and "y heatmap" in case_page and "y differences.csv" in case_page
+    artifacts = REPO / "reports" / "test-artifacts"  # screenshots for people; reports/ is git-ignored
+    artifacts.mkdir(parents=True, exist_ok=True)
+    for name, fragment in (("overview.png", ""), ("failed-case.png", f"#/{failed[0]}")):
+        subprocess.run(["chromium", *flags, f"--user-data-dir={tmp_path / name}", "--window-size=1400,1000",
+                        f"--screenshot={artifacts / name}", f"file://{index}{fragment}"], capture_output=True, timeout=120)
+        assert (artifacts / name).stat().st_size > 10000
