@@ -22,6 +22,18 @@ CATEGORIES: dict[str, str] = {
 }
 
 
+def categorize(text: str, patterns: list[tuple[str, str]], default: str) -> str:
+    """The category of the first line of `text` that a (regex, category) pattern matches: with several errors in a
+    log, the first is the cause and later ones its consequences."""
+    import re
+
+    for line in text.splitlines() or [text]:
+        for pattern, category in patterns:
+            if re.search(pattern, line):
+                return category
+    return default
+
+
 class QdqError(Exception):
     """A backend's refusal of a case, in the shared vocabulary, with the backend's own words."""
 

@@ -45,19 +45,19 @@ def _counts(doc: dict) -> str:
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
+def _cell_text(record: dict | None, marks: dict) -> str:
+    if record is None:
+        return ""
+    w = worst(record)
+    return marks.get(record["status"], record["status"]) + (f" {w:.3g}" if w else "")
+
+
 def markdown(doc: dict) -> str:
     columns, rows = _grid(doc)
     lines = [f"# qdq-harness results ({'partial' if doc['partial'] else 'complete'}, {doc['started']})", "",
              _counts(doc), "", "| case | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for case_id in sorted(rows):
-        cells = []
-        for c in columns:
-            r = rows[case_id].get(c)
-            if r is None:
-                cells.append("")
-                continue
-            w = worst(r)
-            cells.append(MARK.get(r["status"], r["status"]) + (f" {w:.3g}" if w else ""))
+        cells = [_cell_text(rows[case_id].get(c), MARK) for c in columns]
         lines.append(f"| `{case_id}` | " + " | ".join(cells) + " |")
     lines += ["", "Backends: " + "; ".join(f"{n} {b['version'] or '-'}" + ("" if b["available"] else f" (unavailable: {b['reason']})")
                                           for n, b in doc["backends"].items())]
@@ -72,13 +72,8 @@ def to_html(doc: dict) -> str:
         cells = []
         for c in columns:
             r = rows[case_id].get(c)
-            if r is None:
-                cells.append("<td></td>")
-                continue
-            w = worst(r)
-            text = r["status"] + (f" {w:.3g}" if w else "")
-            cells.append(f'<td style="background:{COLOUR.get(r["status"], "#fff")}" title="{html.escape(r.get("reason") or "")}">'
-                         f"{html.escape(text)}</td>")
+            style = f' style="background:{COLOUR.get(r["status"], "#fff")}" title="{html.escape(r.get("reason") or "")}"' if r else ""
+            cells.append(f"<td{style}>{html.escape(_cell_text(r, {}))}</td>")
         body.append(f"<tr><th style='text-align:left'><code>{html.escape(case_id)}</code></th>{''.join(cells)}</tr>")
     return ("<!doctype html><meta charset='utf-8'><title>qdq-harness results</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border:1px solid #ccc}table{border-collapse:collapse}</style>"

@@ -4,13 +4,13 @@ reported with its category and NVIDIA's own words."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .case import Case
 from .errors import QdqError
+from .errors import categorize as shared_categorize
 from .network import NetworkInfo
 from .trt_compat import TrtApi
 
@@ -34,12 +34,7 @@ _PATTERNS = [
 
 
 def categorize(text: str) -> str:
-    """The category of the first message (one per line) that names one: later errors are often consequences."""
-    for message in text.splitlines() or [text]:
-        for pattern, category in _PATTERNS:
-            if re.search(pattern, message):
-                return category
-    return "build-failed"
+    return shared_categorize(text, _PATTERNS, "build-failed")
 
 
 def make_logger(trt):

@@ -44,3 +44,29 @@ def _twin(case: Case, real: str, quantized: str, key: str) -> Case:
     return replace(case, id=f"{case.id}::twin:{key}", network=network, outputs=["y"],
                    inputs={"x": [[0, 1, 2, 3], [-1, -2, -3, -4]]}, expect=Expectation("observe"), documented=None,
                    overrides=[], requires=[], onnx={}, params={}, raw={"twin": key})
+
+
+class TwinProbe:
+    """Tries each valid twin of a case once per (type pair) on one backend, remembering the answer.
+
+    `attempt(twin)` must raise QdqError when the backend refuses the twin; the first refusal becomes the skip reason.
+    """
+
+    def __init__(self, backend_name: str, version: str | None, attempt):
+        self.backend_name, self.version, self.attempt = backend_name, version, attempt
+        self.seen: dict[str, str | None] = {}
+
+    def skip_reason(self, case: Case, where: str = "") -> str | None:
+        from .errors import QdqError
+
+        for key, twin in valid_twins(case).items():
+            if key not in self.seen:
+                try:
+                    self.attempt(twin)
+                    self.seen[key] = None
+                except QdqError as exc:
+                    self.seen[key] = (f"{self.backend_name} {self.version} cannot run Q/DQ {key}{where} even in a "
+                                      f"valid twin: {exc.native.splitlines()[0]}")
+            if self.seen[key]:
+                return self.seen[key]
+        return None

@@ -8,13 +8,12 @@ so models are exported at opset 19 or higher.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
+from harness.errors import categorize as shared_categorize
 from harness.onnx_export import check, export, minimum_opset
 
 MIN_OPSET = 19
@@ -27,10 +26,7 @@ _PATTERNS = [
 
 
 def categorize(message: str, phase: str) -> str:
-    for pattern, category in _PATTERNS:
-        if re.search(pattern, message):
-            return category
-    return "build-failed" if phase == "build" else "runtime-failed"
+    return shared_categorize(message, _PATTERNS, "build-failed" if phase == "build" else "runtime-failed")
 
 
 class _Runner(Runner):

@@ -8,16 +8,15 @@ are reinterpreted as float8_e4m3fn).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 from harness import dtypes
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
+from harness.errors import categorize as shared_categorize
 from harness.onnx_export import check, export
-from harness.twin import valid_twins
+from harness.twin import TwinProbe
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
 _PATTERNS = [
@@ -31,10 +30,7 @@ _PATTERNS = [
 
 
 def categorize(message: str, phase: str) -> str:
-    for pattern, category in _PATTERNS:
-        if re.search(pattern, message):
-            return category
-    return "build-failed" if phase == "build" else "runtime-failed"
+    return shared_categorize(message, _PATTERNS, "build-failed" if phase == "build" else "runtime-failed")
 
 
 class _Runner(Runner):
@@ -84,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
     description = "the case as an ONNX model, run by ONNX Runtime's CPU provider"
 
     def __init__(self):
-        self._twin_verdicts: dict[str, str | None] = {}
+        self._twins: TwinProbe | None = None
 
     def availability(self) -> Availability:
         try:
@@ -97,22 +93,15 @@ class OnnxRuntimeBackend(Backend):
         return Availability(True, ort.__version__, "")
 
     def skip_reason(self, case: Case) -> str | None:
-        for key, twin in valid_twins(case).items():
-            if key not in self._twin_verdicts:
-                try:
-                    runner = self.load(twin)
-                    from harness.execute import make_inputs
+        if self._twins is None:
+            self._twins = TwinProbe(f"{self.name} (CPU)", self.availability().version, self._run_twin)
+        return self._twins.skip_reason(case)
 
-                    with runner:
-                        runner.infer(make_inputs(twin))
-                    self._twin_verdicts[key] = None
-                except QdqError as exc:
-                    version = self.availability().version
-                    self._twin_verdicts[key] = (f"onnxruntime {version} (CPU) cannot run Q/DQ {key} even in a valid "
-                                                f"twin: {exc.native.splitlines()[0]}")
-            if self._twin_verdicts[key]:
-                return self._twin_verdicts[key]
-        return None
+    def _run_twin(self, twin: Case) -> None:
+        from harness.execute import make_inputs
+
+        with self.load(twin) as runner:
+            runner.infer(make_inputs(twin))
 
     def load(self, case: Case) -> Runner:
         exported = export(case, readouts=True)

@@ -20,11 +20,10 @@ import harness
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
-from harness.execute import make_inputs
 from harness.trt_compat import TrtApi
 from harness.trt_network import Built, build_engine, make_logger
 from harness.trt_runtime import EngineRunner, gpu_status
-from harness.twin import valid_twins
+from harness.twin import TwinProbe
 
 
 ENGINE_CACHE = Path(os.environ.get("QDQ_CACHE", Path.home() / ".cache" / "qdq-harness")) / "engines"
@@ -63,7 +62,7 @@ class TensorRTBackend(Backend):
     timeout_s = 600.0
 
     def __init__(self):
-        self._twins: dict[str, str | None] = {}
+        self._twins: TwinProbe | None = None
 
     def module(self):
         return importlib.import_module(self.module_name)
@@ -126,18 +125,10 @@ class TensorRTBackend(Backend):
         return build_engine(api, case, case.target.get("compute_capability"))
 
     def skip_reason(self, case: Case) -> str | None:
-        for key, twin in valid_twins(case).items():
-            if key not in self._twins:
-                try:
-                    self.build(twin)
-                    self._twins[key] = None
-                except QdqError as exc:
-                    target = case.target.get("compute_capability", "the default target")
-                    self._twins[key] = (f"{self.name} {self.availability().version} cannot build Q/DQ {key} for "
-                                        f"{target} even in a valid twin: {exc.native.splitlines()[0]}")
-            if self._twins[key]:
-                return self._twins[key]
-        return None
+        if self._twins is None:
+            self._twins = TwinProbe(self.name, self.availability().version, self.build)
+        target = case.target.get("compute_capability")
+        return self._twins.skip_reason(case, f" for {target}" if target else "")
 
     def load(self, case: Case) -> Runner:
         return TrtRunner(self.api(), self.build(case))
@@ -149,5 +140,3 @@ class TensorRTStronglyTypedBackend(TensorRTBackend):
     description = "the case as a strongly typed TensorRT network (10.x; the same as `tensorrt` on 11.x)"
     strongly_typed = True
 
-
-_ = make_inputs  # kept for symmetry with the ONNX backends' twin runs
