@@ -30,6 +30,8 @@ class Availability:
 
 
 class Runner(abc.ABC):
+    details: dict = {}  # facts for the record (opset, typing, layer precisions); subclasses set their own dict
+
     def activate(self) -> None:
         """Acquire devices and contexts. The only place a GPU may be touched."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
     run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
+    run.add_argument("--opset", type=int, default=None, help="ONNX opset for the ONNX-based backends (13, 17, 19, 21, 23)")
     run.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
     run.add_argument("--no-report", action="store_true", help="skip the Allure HTML report")
 
@@ -88,6 +90,8 @@ def cmd_run(args) -> int:
         pytest_args += ["-k", args.keyword]
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
+    if args.opset:
+        os.environ["QDQ_ONNX_OPSET"] = str(args.opset)  # read by the ONNX backends, in every worker
     code = pytest.main(pytest_args)
     if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
         print("qdq run: " + ("no cases collected" if code == pytest.ExitCode.NO_TESTS_COLLECTED else "usage error"),

@@ -22,6 +22,7 @@ class Outcome:
     crash: str | None = None  # traceback of an exception that is not a QdqError: a bug or a backend crash
     skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
     built_not_run: str | None = None  # built for real, not run (no GPU): a build verdict, values unknown
+    details: dict = field(default_factory=dict)  # what the runner reports: ONNX opset, TensorRT typing, layer precisions
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -38,6 +39,7 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
 def execute(backend: Backend, case: Case) -> Outcome:
     outcome = Outcome()
     start = time.perf_counter()
+    runner = None
     try:
         runner = backend.load(case)
         with runner:  # activate first: a backend that cannot run (no GPU) says so before inputs are made
@@ -51,5 +53,7 @@ def execute(backend: Backend, case: Case) -> Outcome:
         outcome.skip = f"inputs not materialised: {exc}"
     except Exception:
         outcome.crash = traceback.format_exc()
+    if runner is not None:
+        outcome.details = dict(runner.details)
     outcome.seconds = time.perf_counter() - start
     return outcome

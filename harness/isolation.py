@@ -36,6 +36,28 @@ def timeout_for(backend) -> float:
     return float(env) if env else float(getattr(backend, "timeout_s", DEFAULT_TIMEOUT_S))
 
 
+def visible_gpus() -> list[str]:
+    """GPU ids this run may use: CUDA_VISIBLE_DEVICES if set, else `nvidia-smi -L` (no CUDA call in this process)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def pinned_environment(worker_id: str | None = None) -> dict:
+    """With several GPUs, xdist worker gwN's backend processes see one GPU: the N-th, round robin."""
+    env = dict(os.environ)
+    worker_id = worker_id or os.environ.get("PYTEST_XDIST_WORKER", "")
+    gpus = visible_gpus()
+    if worker_id.startswith("gw") and len(gpus) > 1:
+        env["CUDA_VISIBLE_DEVICES"] = gpus[int(worker_id[2:]) % len(gpus)]
+    return env
+
+
 def encode_arrays(arrays: dict[str, np.ndarray] | None) -> str | None:
     if arrays is None:
         return None
@@ -61,10 +83,11 @@ class Worker:
         self.stderr = None
 
     def _start(self) -> None:
+        self._release()
         self.stderr = tempfile.TemporaryFile()
         self.process = subprocess.Popen([sys.executable, "-m", "harness.worker", self.backend_name],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        start_new_session=True)
+                                        start_new_session=True, env=pinned_environment())
 
     def _stderr_tail(self, limit: int = 4000) -> str:
         if self.stderr is None:
@@ -87,6 +110,19 @@ class Worker:
                 self.process.wait(timeout=5)
             except Exception:
                 self._kill()
+        self._release()
+
+    def _release(self) -> None:
+        """Close the pipes and the stderr file of the current (finished) process."""
+        if self.process is not None:
+            for stream in (self.process.stdin, self.process.stdout):
+                try:
+                    stream.close()
+                except Exception:
+                    pass
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
         self.process = None
 
     def request(self, op: str, case: Case, timeout: float) -> dict:
@@ -107,7 +143,7 @@ class Worker:
             if left <= 0:
                 self._kill()
                 crash = f"{self.backend_name} worker hung: no answer within {timeout:g} s; killed.\n{self._stderr_tail()}"
-                self.process = None
+                self._release()
                 return {"crash": crash}
             ready, _, _ = select.select([out], [], [], min(left, 1.0))
             if not ready:
@@ -117,7 +153,7 @@ class Worker:
                 code = self.process.wait()
                 how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
                 crash = f"{self.backend_name} worker {how} while running {case.id}.\n{self._stderr_tail()}"
-                self.process = None
+                self._release()
                 return {"crash": crash}
             buf += chunk
             if buf.endswith(b"\n"):
@@ -154,14 +190,14 @@ def outcome_from(answer: dict) -> Outcome:
         outputs=decode_arrays(answer.get("outputs")),
         error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
         crash=answer.get("crash"), inputs=decode_arrays(answer.get("inputs")) or {}, seconds=answer.get("seconds", 0.0),
-        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"),
+        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"), details=answer.get("details") or {},
     )
 
 
 def answer_for(outcome: Outcome) -> dict:
     return {"outputs": encode_arrays(outcome.outputs), "error": outcome.error.as_dict() if outcome.error else None,
             "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
-            "skip": outcome.skip, "built_not_run": outcome.built_not_run}
+            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "details": outcome.details}
 
 
 _ = Path

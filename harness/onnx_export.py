@@ -56,6 +56,14 @@ def _granularity_attrs(info: NetworkInfo, layer: Layer) -> dict:
     return {} if layer.axis is None else {"axis": layer.axis}
 
 
+def requested_opset() -> int | None:
+    """`qdq run --opset N` (the QDQ_ONNX_OPSET environment variable, inherited by xdist and isolation workers)."""
+    import os
+
+    value = os.environ.get("QDQ_ONNX_OPSET")
+    return int(value) if value else None
+
+
 def minimum_opset(case: Case) -> int:
     """The lowest opset whose QuantizeLinear/DequantizeLinear express every layer of the case."""
     info = NetworkInfo(case)

@@ -262,7 +262,8 @@ class CaseItem(_QdqItem):
         state.outcomes.setdefault(self.case.id, {})[self.backend_name] = (avail.version, outcome)
         verdict = judge(self.case, self.backend_name, avail.version, outcome, reference=lambda: state.reference(self.case))
         extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
-                 "error": outcome.error.as_dict() if outcome.error else None, "outcome": outcome}
+                 "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details,
+                 "outcome": outcome}
         if state.out_dir and outcome.outputs is not None:
             path = bundle_mod.save_outputs(state.out_dir, self.case.id, self.backend_name, outcome.outputs)
             extra["outputs_file"] = path.relative_to(state.out_dir).as_posix()

@@ -135,10 +135,11 @@ def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model:
     info = NetworkInfo(case)
     for flag in api.precision_flags({info.dtype(layer.name) for layer in case.network}):
         config.set_flag(flag)
-    if target:
-        capability = getattr(getattr(trt, "ComputeCapability", None), target, None)
+    if target and hasattr(trt, "ComputeCapability"):
+        # Ahead-of-time targets exist in TensorRT-RTX; TensorRT builds for the GPU it runs on and ignores them.
+        capability = getattr(trt.ComputeCapability, target, None)
         if capability is None:
-            raise QdqError("unsupported-on-target", f"{trt.__name__} {api.version} cannot target {target}")
+            raise QdqError("unsupported-on-target", f"{trt.__name__} {api.version} has no target {target}")
         config.num_compute_capabilities = 1
         config.set_compute_capability(capability, 0)
     plan = builder.build_serialized_network(network, config)

@@ -14,7 +14,7 @@ from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
-from harness.onnx_export import check, export, minimum_opset
+from harness.onnx_export import check, export, minimum_opset, requested_opset
 
 MIN_OPSET = 19
 _PATTERNS = [
@@ -30,8 +30,9 @@ def categorize(message: str, phase: str) -> str:
 
 
 class _Runner(Runner):
-    def __init__(self, case: Case, model):
+    def __init__(self, case: Case, model, opset: int):
         self.case, self.model, self.evaluator = case, model, None
+        self.details = {"opset": opset}
 
     def activate(self) -> None:
         from onnx.reference import ReferenceEvaluator
@@ -70,9 +71,9 @@ class OnnxReferenceBackend(Backend):
         return Availability(True, onnx.__version__, "")
 
     def load(self, case: Case) -> Runner:
-        exported = export(case, max(MIN_OPSET, case.onnx.get("opset") or minimum_opset(case)))
+        exported = export(case, max(MIN_OPSET, requested_opset() or case.onnx.get("opset") or minimum_opset(case)))
         try:
             check(exported.model)
         except Exception as exc:
             raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
-        return _Runner(case, exported.model)
+        return _Runner(case, exported.model, exported.opset)

@@ -15,7 +15,7 @@ from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
-from harness.onnx_export import check, export
+from harness.onnx_export import check, export, requested_opset
 from harness.twin import TwinProbe
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
@@ -34,9 +34,10 @@ def categorize(message: str, phase: str) -> str:
 
 
 class _Runner(Runner):
-    def __init__(self, case: Case, model_bytes: bytes, readouts: dict[str, str]):
+    def __init__(self, case: Case, model_bytes: bytes, readouts: dict[str, str], opset: int):
         self.case, self.model_bytes, self.readouts = case, model_bytes, readouts
         self.session = None
+        self.details = {"opset": opset, "readouts": sorted(readouts)}
 
     def activate(self) -> None:
         import onnxruntime as ort
@@ -104,9 +105,9 @@ class OnnxRuntimeBackend(Backend):
             runner.infer(make_inputs(twin))
 
     def load(self, case: Case) -> Runner:
-        exported = export(case, readouts=True)
+        exported = export(case, requested_opset(), readouts=True)
         try:
             check(exported.model)
         except Exception as exc:
             raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
-        return _Runner(case, exported.model.SerializeToString(), exported.readouts)
+        return _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)

@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import json
 import os
+import re
 from pathlib import Path
 
 import harness
@@ -33,15 +34,21 @@ class TrtRunner(Runner):
     def __init__(self, api: TrtApi, built: Built):
         self.api, self.built = api, built
         self.engine_runner: EngineRunner | None = None
-        self.layer_information: str | None = None
+        self.details = {"typing": built.typing, "plan_bytes": len(built.plan),
+                        "builder_warnings": [m for s, m in built.messages if s == "WARNING"][:20]}
 
     def activate(self) -> None:
         self.engine_runner = EngineRunner(self.api.trt, self.built.plan, make_logger(self.api.trt))
         self.engine_runner.activate()
         try:
-            self.layer_information = self.engine_runner.layer_information()
+            info = self.engine_runner.layer_information()
         except Exception:  # the inspector is a diagnostic: its absence must not fail the case
-            self.layer_information = None
+            info = None
+        if info:
+            # A Q/DQ network that built but runs no INT8/FP8/INT4/FP4 layer fell back to float silently
+            # (NVIDIA/TensorRT#4833): the values can still match, so say it in the record.
+            self.details["layers"] = info[:20000]
+            self.details["quantized"] = bool(re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info))
 
     def infer(self, feeds):
         return self.engine_runner.infer(feeds)

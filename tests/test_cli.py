@@ -121,18 +121,35 @@ def test_usage_errors_exit_2(args, tmp_path):
     assert run_qdq(*args).returncode == 2
 
 
-def test_export_writes_a_checked_model_that_a_plain_script_runs(tmp_path):
-    result = run_qdq("export", "docs/s1-per-tensor-int8", "-o", str(tmp_path / "m" / "model.onnx"))
-    assert result.returncode == 0 and "passes onnx.checker" in result.stdout
-    script = tmp_path / "m" / "plain.py"
-    script.write_text(
-        "import numpy as np, onnxruntime as ort, pathlib\n"
-        "d = pathlib.Path(__file__).parent\n"
-        "s = ort.InferenceSession(str(d / 'model.onnx'), providers=['CPUExecutionProvider'])\n"
-        "y = s.run(None, {'inputT0': np.load(d / 'inputT0.npy', allow_pickle=False)})[0]\n"
-        "print(int(y[0, 1, 2, 0]), int(y[0, 2, 3, 4]))\n")
+@pytest.fixture(scope="module")
+def onnxruntime_bundle(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ort")
+    r = run_qdq("run", "cases/docs", "--backend", "onnxruntime", "--out", str(out), "--no-report")
+    assert r.returncode == 0, r.stdout[-2000:]
+    return out
+
+
+@pytest.mark.parametrize("case_id", ["docs/s1-per-tensor-int8", "docs/s2-per-channel-axis1", "docs/s3-zero-point",
+                                     "docs/s4-operator-example", "docs/s5-block-int4"])
+def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harness(case_id, tmp_path, onnxruntime_bundle):
     import subprocess
     import sys
 
+    result = run_qdq("export", case_id, "-o", str(tmp_path / "m" / "model.onnx"))
+    assert result.returncode == 0 and "passes onnx.checker" in result.stdout
+    script = tmp_path / "m" / "plain.py"
+    script.write_text(
+        "import numpy as np, onnxruntime as ort, pathlib, sys\n"
+        "d = pathlib.Path(__file__).parent\n"
+        "s = ort.InferenceSession(str(d / 'model.onnx'), providers=['CPUExecutionProvider'])\n"
+        "feeds = {i.name: np.load(d / f'{i.name}.npy', allow_pickle=False) for i in s.get_inputs()}\n"
+        "np.save(d / 'y.npy', s.run(['y'], feeds)[0], allow_pickle=False)\n")
     plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert plain.stdout.split() == ["64", "125"]  # ORT divides: 64 where TensorRT's cookbook prints 63
+    assert plain.returncode == 0, plain.stderr
+    got = np.load(tmp_path / "m" / "y.npy", allow_pickle=False)
+    stored = load_outputs(outputs_path(onnxruntime_bundle, case_id, "onnxruntime"))["y"]
+    assert np.array_equal(got, stored)
+    if case_id == "docs/s1-per-tensor-int8":
+        assert got[0, 1, 2, 0] == 64  # ORT divides: 64 where TensorRT's cookbook prints 63
+    if case_id == "docs/s3-zero-point":
+        assert got[0, 0, 0, :3].tolist() == [-60, -54, -47]  # ORT applies the zero point

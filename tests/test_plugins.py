@@ -128,3 +128,14 @@ def test_segfaulting_and_hanging_backends_end_as_error_items_and_the_run_goes_on
         assert (hang["status"], hang["kind"]) == ("error", "backend-crash")
         assert "no answer within 3 s" in hang["metrics"]["traceback"] and "hanging backend: sleeping" in hang["metrics"]["traceback"]
         assert by[(case, "numpy")]["status"] == "pass"  # the run went on
+
+
+def test_workers_are_pinned_one_gpu_each(monkeypatch):
+    from harness.isolation import pinned_environment
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert pinned_environment("gw0")["CUDA_VISIBLE_DEVICES"] == "3"
+    assert pinned_environment("gw1")["CUDA_VISIBLE_DEVICES"] == "5"
+    assert pinned_environment("gw2")["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # one GPU: nothing to pin
+    assert pinned_environment("gw4")["CUDA_VISIBLE_DEVICES"] == "1"
