@@ -149,7 +149,9 @@ class BundleWriter:
         _atomic_write(self.out_dir / "results.json", json.dumps(self.doc, indent=1, default=_json_default).encode())
 
     def finish(self, exit_status: int, complete: bool) -> None:
-        self.doc["records"].sort(key=lambda r: (r["case_id"], r.get("backend") or ""))
+        # One record per item: an item xdist re-ran after a worker crash keeps its last record.
+        last = {r.get("nodeid") or id(r): r for r in self.doc["records"]}
+        self.doc["records"] = sorted(last.values(), key=lambda r: (r["case_id"], r.get("backend") or ""))
         self.doc["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.doc["exit_status"] = exit_status
         self.doc["partial"] = not complete

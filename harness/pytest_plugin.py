@@ -275,7 +275,8 @@ class CrossBackendItem(CaseItem):
 
     With `--dist loadgroup` the case's backend items ran earlier on this worker and their outcomes are in the run
     state. Any that are missing (another scheduler, or an xdist/pytest pair whose grouping is broken) are executed
-    again here, so the diff never depends on scheduling; the record lists them under `recomputed`.
+    again here, in isolation workers (a backend that crashed its item must not crash this one), so the diff never
+    depends on scheduling; the record lists them under `recomputed`.
     """
 
     def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
@@ -291,7 +292,8 @@ class CrossBackendItem(CaseItem):
                 continue
             if state.skip_reason(name, self.case):
                 continue
-            outcomes[name] = (avail.version, state.execute(name, self.case))
+            # Always in a worker process: the backend's own item may have crashed this process's predecessor.
+            outcomes[name] = (avail.version, state.workers.execute(name, backends_mod.instance(name), self.case))
             recomputed.append(name)
         verdict, diffs = cross_backend_verdict(self.case, outcomes)
         self._diffs = diffs
@@ -331,7 +333,7 @@ class BundleReporter:
         if report.when == "call":
             for record in records:
                 self.writer.add(record)
-        if report.failed and not records and report.when in ("setup", "call"):
+        if report.failed and not records and report.when != "teardown":  # xdist reports a crash with when="???"
             # No record: the item died before writing one (an xdist worker crash, a setup error).
             self.writer.add({"nodeid": report.nodeid, "case_id": report.nodeid.split("::")[0], "backend": None,
                              "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],

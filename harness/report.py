@@ -228,7 +228,8 @@ def write_results_extras(alluredir: Path, backends: dict, environment: dict, cas
 def write_crash_result(alluredir: Path, nodeid: str, message: str) -> None:
     """A result for an item whose xdist worker died before allure-pytest could write one (else it vanishes)."""
     name = nodeid.split("::")[-1]
-    result = {"uuid": str(uuid.uuid4()), "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex, "name": name,
+    # uuid5 of the node id: a crash xdist repeats overwrites the same result instead of adding "retries"
+    result = {"uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "crash:" + nodeid)), "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex, "name": name,
               "fullName": nodeid, "status": "broken",
               "statusDetails": {"message": f"BACKEND-CRASH: {message[:2000]}"},
               "labels": [{"name": "suite", "value": nodeid.split("::")[0]}]}

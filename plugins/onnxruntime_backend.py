@@ -79,6 +79,7 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     product = "ONNX Runtime, CPUExecutionProvider (ONNX QuantizeLinear/DequantizeLinear semantics)"
     description = "the case as an ONNX model, run by ONNX Runtime's CPU provider"
+    isolated = True  # native code: a crash in a kernel fails one case, not the pytest worker
 
     def __init__(self):
         self._twins: TwinProbe | None = None

@@ -139,3 +139,44 @@ def test_workers_are_pinned_one_gpu_each(monkeypatch):
     assert pinned_environment("gw2")["CUDA_VISIBLE_DEVICES"] == "3"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # one GPU: nothing to pin
     assert pinned_environment("gw4")["CUDA_VISIBLE_DEVICES"] == "1"
+
+
+IN_PROCESS_SEGFAULT = '''
+import ctypes
+
+from harness.backend import Availability, Backend
+
+
+class InProcessSegfault(Backend):
+    name = "inprocess-segfault"
+    product = description = "a test backend that segfaults inside the pytest worker itself (not isolated)"
+
+    def availability(self):
+        return Availability(True, "0.1", "")
+
+    def load(self, case):
+        ctypes.string_at(0)
+'''
+
+
+def test_an_xdist_worker_crash_still_gets_a_record_and_an_allure_result(tmp_path):
+    site = tmp_path / "site"
+    _install_fake_distribution(site, """
+        [qdq_harness.backends]
+        inprocess-segfault = inprocess_backend:InProcessSegfault
+    """)
+    (site / "inprocess_backend.py").write_text(IN_PROCESS_SEGFAULT)
+    out = tmp_path / "out"
+    r = run_qdq("run", "cases/docs/s2-per-channel-axis1.yaml", "--backend", "numpy",
+                "--backend", "inprocess-segfault", "-n", "2", "--out", str(out), "--no-report", env={"PYTHONPATH": str(site)})
+    assert r.returncode == 1
+    records = json.loads((out / "results.json").read_text())["records"]
+    crashed = [x for x in records if x["status"] == "error" and "crashed" in x["reason"]]
+    # xdist's loadgroup scheduler re-queues a crashed item with its group, so it may crash several workers; the
+    # bundle keeps one record per item, and the other items still ran.
+    assert crashed and all("inprocess-segfault" in x["nodeid"] for x in crashed)
+    assert len({x["nodeid"] for x in crashed}) == len(crashed)
+    assert any(x["backend"] == "numpy" and x["status"] == "pass" for x in records)
+    broken = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
+    broken = [b for b in broken if b["status"] == "broken" and "inprocess-segfault" in b["fullName"]]
+    assert len(broken) == len(crashed) and all(b["statusDetails"]["message"].startswith("BACKEND-CRASH: ") for b in broken)
