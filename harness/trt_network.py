@@ -4,7 +4,9 @@ reported with its category and NVIDIA's own words."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -122,7 +124,8 @@ def build_network(api: TrtApi, case: Case, logger):
     return builder, network, keep
 
 
-def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model: bytes | None = None) -> Built:
+def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model: bytes | None = None,
+                 timing_cache: Path | None = None) -> Built:
     """Build and serialize, from the case's layers or (`onnx_model`) through TensorRT's OnnxParser; raises QdqError
     with the captured builder or parser errors when refused."""
     trt = api.trt
@@ -142,7 +145,17 @@ def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model:
             raise QdqError("unsupported-on-target", f"{trt.__name__} {api.version} has no target {target}")
         config.num_compute_capabilities = 1
         config.set_compute_capability(capability, 0)
+    cache = None
+    if timing_cache is not None and hasattr(trt.IBuilderConfig, "create_timing_cache"):
+        # One timing cache shared by every build (tactic timings are per GPU and TensorRT version: the caller keys it)
+        cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.exists() else b"")
+        config.set_timing_cache(cache, False)
     plan = builder.build_serialized_network(network, config)
+    if cache is not None and plan is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = timing_cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(bytes(cache.serialize()))
+        os.replace(tmp, timing_cache)
     del keep
     if plan is None:
         raise _refusal(logger, "build_serialized_network returned None")

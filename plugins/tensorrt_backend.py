@@ -129,7 +129,13 @@ class TensorRTBackend(Backend):
         return built
 
     def _build(self, api: TrtApi, case: Case) -> Built:
-        return build_engine(api, case, case.target.get("compute_capability"))
+        return build_engine(api, case, case.target.get("compute_capability"), timing_cache=self._timing_cache(api))
+
+    def _timing_cache(self, api: TrtApi) -> Path | None:
+        if not self.needs_gpu:
+            return None
+        gpu = re.sub(r"[^A-Za-z0-9.]+", "-", str(self.details().get("gpu", "gpu")))
+        return ENGINE_CACHE.parent / "timing" / f"{self.module_name}-{api.version}-{gpu}.cache"
 
     def skip_reason(self, case: Case) -> str | None:
         if self._twins is None:

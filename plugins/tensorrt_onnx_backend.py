@@ -17,4 +17,5 @@ class TensorRTOnnxBackend(TensorRTBackend):
 
     def _build(self, api, case: Case) -> Built:
         model = export(case).model.SerializeToString()
-        return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model)
+        return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model,
+                            timing_cache=self._timing_cache(api))

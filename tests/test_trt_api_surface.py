@@ -90,7 +90,8 @@ def test_every_api_use_exists_in_that_version(version):
     quantize_arity = "/2" if version == "8.6.1" else "/3"
     assert f"INetworkDefinition.add_quantize{quantize_arity}" in used
     assert {"IQuantizeLayer.axis=", "IQuantizeLayer.set_input/2", "Builder.build_serialized_network/2",
-            "IExecutionContext.execute_async_v3/1", "IExecutionContext.set_tensor_address/2"} <= used
+            "IExecutionContext.execute_async_v3/1", "IExecutionContext.set_tensor_address/2",
+            "IBuilderConfig.create_timing_cache/1", "IBuilderConfig.set_timing_cache/2"} <= used
     # the branches really differ: 8.6 and 10.x offer weak typing, 11.x is strongly typed only
     assert result["typing"] == (["strong"] if version.startswith("11.") else ["strong", "weak"] if version.startswith("10.") else ["weak"])
 

@@ -13,6 +13,7 @@ run reports all of them. Output: a JSON list of problems on stdout.
 from __future__ import annotations
 
 import enum
+import tempfile
 import importlib
 import inspect
 import json
@@ -219,12 +220,14 @@ def main() -> None:
     module = RecordingModule(real)
     cases = [c for f in iter_case_files([repo / "cases"]) for c in load_file(f, repo / "cases")]
     branches = set()
+    scratch = tempfile.TemporaryDirectory()
+    timing_cache = Path(scratch.name) / "timing.cache"
     for strongly_typed in (False, True):
         api = TrtApi(module, strongly_typed=strongly_typed)
         branches.add(api.typing)
         for case in cases:
             try:
-                built = build_engine(api, case, case.target.get("compute_capability"))
+                built = build_engine(api, case, case.target.get("compute_capability"), timing_cache=timing_cache)
             except QdqError:
                 continue  # the compatibility layer refused (a type this version lacks): not an API use
             except Exception as exc:
@@ -238,6 +241,7 @@ def main() -> None:
                 runner.deactivate()
             except Exception as exc:
                 PROBLEMS.append(f"{case.id} (runtime): {type(exc).__name__}: {exc}")
+    scratch.cleanup()
     print(json.dumps({"version": real.__version__, "typing": sorted(branches), "used": sorted(USED),
                       "problems": sorted(set(PROBLEMS))}))
 
