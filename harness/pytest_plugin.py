@@ -172,7 +172,12 @@ class _QdqItem(pytest.Item):
                                                             default=bundle_mod._json_default)))
 
     def _record_base(self) -> dict:
-        return {"nodeid": self.nodeid}
+        return {"nodeid": self.stable_nodeid}
+
+    @property
+    def stable_nodeid(self) -> str:
+        """The node id without the `@group` suffix xdist's loadgroup appends: the same with and without `-n`."""
+        return self.nodeid.split("@")[0] if "]@" in self.nodeid else self.nodeid
 
     def _conclude(self, verdict: Verdict) -> None:
         if verdict.status == "pass":
@@ -226,7 +231,7 @@ class CaseItem(_QdqItem):
     def _record_base(self) -> dict:
         case = self.case
         return {
-            "nodeid": self.nodeid, "case_id": case.id, "backend": self.backend_name,
+            "nodeid": self.stable_nodeid, "case_id": case.id, "backend": self.backend_name,
             "case": {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
                      "file": case.file.resolve().relative_to(case.root.parent).as_posix()
                      if case.file.resolve().is_relative_to(case.root.parent) else case.file.name,
@@ -238,14 +243,14 @@ class CaseItem(_QdqItem):
         verdict, version, extra = self._run(state)
         self._record(verdict, backend_version=version, **{k: v for k, v in extra.items() if k != "outcome"})
         if _allure_active(self.config):
-            self._report(verdict, version, extra.get("outcome"))
+            self._report(verdict, version, extra)
         self._conclude(verdict)
 
-    def _report(self, verdict: Verdict, version: str | None, outcome) -> None:
+    def _report(self, verdict: Verdict, version: str | None, extra: dict) -> None:
         from . import report
 
         report.label_item(self.case, self.backend_name, version)
-        report.attach_case(self.case, self.backend_name, outcome, verdict)
+        report.attach_case(self.case, self.backend_name, extra.get("outcome"), verdict)
 
     def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
         avail = backends_mod.availability(self.backend_name)
@@ -296,16 +301,16 @@ class CrossBackendItem(CaseItem):
             outcomes[name] = (avail.version, state.workers.execute(name, backends_mod.instance(name), self.case))
             recomputed.append(name)
         verdict, diffs = cross_backend_verdict(self.case, outcomes)
-        self._diffs = diffs
         return verdict, None, {"diffs": diffs, "recomputed": recomputed, "outcome": outcomes}
 
-    def _report(self, verdict: Verdict, version: str | None, outcomes) -> None:
+    def _report(self, verdict: Verdict, version: str | None, extra: dict) -> None:
         """Labels, the case, and for each disagreeing pair its table and heatmap."""
         from . import report
 
         report.label_item(self.case, self.backend_name, None)
         report.attach_case(self.case, self.backend_name, None, verdict)
-        for d in self._diffs:
+        outcomes = extra.get("outcome", {})
+        for d in extra.get("diffs", []):
             if d["agree"] or d["shape_mismatch"]:
                 continue
             a, b = d["backends"]
@@ -335,7 +340,9 @@ class BundleReporter:
                 self.writer.add(record)
         if report.failed and not records and report.when != "teardown":  # xdist reports a crash with when="???"
             # No record: the item died before writing one (an xdist worker crash, a setup error).
-            self.writer.add({"nodeid": report.nodeid, "case_id": report.nodeid.split("::")[0], "backend": None,
+            nodeid = report.nodeid.split("@")[0] if "]@" in report.nodeid else report.nodeid
+            backend = nodeid.rsplit("[", 1)[-1].rstrip("]") if nodeid.endswith("]") else None
+            self.writer.add({"nodeid": nodeid, "case_id": nodeid.split("::")[0], "backend": backend,
                              "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],
                              "metrics": {}})
             if _allure_active(self.config) and getattr(report, "node", None) is not None:
