@@ -147,6 +147,7 @@ class Case:
     onnx: dict
     target: dict
     raw: dict  # the expanded case as written (after matrix substitution), for hashing and reports
+    file_hash: str = ""  # sha256 (16 hex digits) of the whole case file's bytes
 
     @property
     def layers(self) -> dict[str, Layer]:

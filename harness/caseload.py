@@ -8,6 +8,7 @@ values, so reports and history can key on them.
 from __future__ import annotations
 
 import copy
+import hashlib
 import itertools
 import json
 import re
@@ -128,9 +129,11 @@ def check_file(path: Path, root: Path | None = None) -> tuple[list[Case], list[C
     path = Path(path)
     root = Path(root) if root is not None else find_root(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [CaseFileError(path, 1, f"cannot read file: {exc}")]
+    file_hash = hashlib.sha256(data).hexdigest()[:16]
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -165,6 +168,7 @@ def check_file(path: Path, root: Path | None = None) -> tuple[list[Case], list[C
                 if case.id in seen:
                     raise CaseFileError(path, case.line, f"duplicate case id {case.id!r}")
                 seen.add(case.id)
+                case.file_hash = file_hash
                 cases.append(case)
         except CaseFileError as exc:
             errors.append(exc)

@@ -235,7 +235,7 @@ class CaseItem(_QdqItem):
             "case": {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
                      "file": case.file.resolve().relative_to(case.root.parent).as_posix()
                      if case.file.resolve().is_relative_to(case.root.parent) else case.file.name,
-                     "file_hash": _file_hash(case.file), "content_hash": case.content_hash, "params": case.params},
+                     "file_hash": case.file_hash, "content_hash": case.content_hash, "params": case.params},
         }
 
     def runtest(self) -> None:
@@ -317,12 +317,6 @@ class CrossBackendItem(CaseItem):
             oa, ob = outcomes[a][1], outcomes[b][1]
             report.attach_difference(f"{d['output']} ({a} vs {b})", ob.outputs[d["output"]], oa.outputs[d["output"]],
                                      oa.inputs, b, a)
-
-
-def _file_hash(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 class BundleReporter:
