@@ -28,6 +28,7 @@ from .errors import QdqError
 from .execute import Outcome
 
 DEFAULT_TIMEOUT_S = 600.0
+STARTUP_TIMEOUT_S = 120.0  # importing the backend's libraries; not counted in a case's timeout
 
 
 def timeout_for(backend) -> float:
@@ -129,12 +130,18 @@ class Worker:
         """The worker's answer, or {"crash": ...} when it died or hung (it is restarted on the next request)."""
         if self.process is None or self.process.poll() is not None:
             self._start()
+            ready = self._read_line(case, STARTUP_TIMEOUT_S, "starting")
+            if "crash" in ready:
+                return ready
         line = json.dumps({"op": op, "file": str(case.file), "root": str(case.root), "case_id": case.id}) + "\n"
         try:
             self.process.stdin.write(line.encode())
             self.process.stdin.flush()
         except BrokenPipeError:
             pass
+        return self._read_line(case, timeout, "running " + case.id)
+
+    def _read_line(self, case: Case, timeout: float, doing: str) -> dict:
         deadline = time.monotonic() + timeout
         buf = b""
         out = self.process.stdout
@@ -142,7 +149,8 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._kill()
-                crash = f"{self.backend_name} worker hung: no answer within {timeout:g} s; killed.\n{self._stderr_tail()}"
+                crash = (f"{self.backend_name} worker hung {doing}: no answer within {timeout:g} s; killed.\n"
+                         f"{self._stderr_tail()}")
                 self._release()
                 return {"crash": crash}
             ready, _, _ = select.select([out], [], [], min(left, 1.0))
@@ -151,13 +159,20 @@ class Worker:
             chunk = os.read(out.fileno(), 1 << 20)
             if not chunk:
                 code = self.process.wait()
-                how = f"killed by signal {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
-                crash = f"{self.backend_name} worker {how} while running {case.id}.\n{self._stderr_tail()}"
+                how = f"killed by signal {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+                crash = f"{self.backend_name} worker {how} while {doing}.\n{self._stderr_tail()}"
                 self._release()
                 return {"crash": crash}
             buf += chunk
             if buf.endswith(b"\n"):
                 return json.loads(buf)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
 
 
 class WorkerPool:

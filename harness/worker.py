@@ -18,6 +18,8 @@ def main() -> None:
     cases: dict[tuple[str, str], dict] = {}
     out = sys.stdout
     sys.stdout = sys.stderr  # anything a backend prints must not corrupt the protocol
+    out.write(json.dumps({"ready": True}) + "\n")  # started: request timeouts count from here
+    out.flush()
     for line in sys.stdin:
         request = json.loads(line)
         key = (request["file"], request["root"])
