@@ -10,7 +10,6 @@ allow_pickle=False).
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import select
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -214,5 +212,3 @@ def answer_for(outcome: Outcome) -> dict:
             "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
             "skip": outcome.skip, "built_not_run": outcome.built_not_run, "details": outcome.details}
 
-
-_ = Path

@@ -31,8 +31,6 @@ ONNX_TYPES = {
     "int64": TensorProto.INT64, "float64": TensorProto.DOUBLE, "fp8": TensorProto.FLOAT8E4M3FN,
     "fp4": TensorProto.FLOAT4E2M1,
 }
-# Opsets that exporters really emit, and what each adds for Q/DQ (onnx/defs/quantization).
-KNOWN_OPSETS = (13, 17, 19, 21, 23)
 
 
 @dataclass

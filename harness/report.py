@@ -212,7 +212,7 @@ def _git_commit(path: Path) -> str:
 def write_results_extras(alluredir: Path, backends: dict, environment: dict, cases_root: Path | None) -> None:
     """environment.properties and categories.json, from the controller only."""
     alluredir.mkdir(parents=True, exist_ok=True)
-    props = {f"harness": environment.get("harness"), "python": environment.get("python")}
+    props = {"harness": environment.get("harness"), "python": environment.get("python")}
     for name, b in backends.items():
         props[f"backend.{name}"] = f"{b['version'] or '-'} ({'available' if b['available'] else 'unavailable: ' + b['reason']})"
         for key, value in (b.get("details") or {}).items():

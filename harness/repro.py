@@ -312,12 +312,8 @@ def _data_loader(case: Case) -> str:
 
 
 def _tensorrt_onnx_script(case: Case) -> str:
-    from .onnx_export import export
-
-    exported = export(case)
-    names = ", ".join(f"{n}:{n}.npy" for n in case.inputs)
     return "\n".join([
-        _header(case, "TensorRT's ONNX parser"), "import pathlib", "", _onnx_model_code(case, exported.opset), "",
+        _header(case, "TensorRT's ONNX parser"), "import pathlib", "", _onnx_model_code(case, None), "",
         _inputs_code(case), "",
         "if __name__ == '__main__':",
         "    folder = pathlib.Path(__file__).with_suffix('')",
@@ -328,7 +324,7 @@ def _tensorrt_onnx_script(case: Case) -> str:
         "        value.tofile(folder / f'{name}.bin')  # trtexec --loadInputs reads raw binary",
         f"    (folder / 'data_loader.py').write_text({_data_loader(case)!r})",
         "    print('wrote', folder / 'model.onnx', 'and its inputs')",
-        f"    print('cd', folder, '&& trtexec --onnx=model.onnx --stronglyTyped"
+        "    print('cd', folder, '&& trtexec --onnx=model.onnx --stronglyTyped"
         + (" --loadInputs=" + ",".join(f"{n}:{n}.bin" for n in case.inputs) if case.inputs else "") + " --dumpOutput')",
         "    print('cd', folder, '&& polygraphy run model.onnx --trt --onnxrt --strongly-typed"
         " --data-loader-script data_loader.py --check-error-stat median')",

@@ -28,7 +28,6 @@ Where the documents contradict each other, this reference takes one side, and a 
 from __future__ import annotations
 
 import math
-import ml_dtypes
 import numpy as np
 
 import harness
@@ -160,5 +159,3 @@ class NumpyReference(Backend):
     def load(self, case: Case) -> Runner:
         return _Runner(_Built(case))
 
-
-_ = ml_dtypes  # ml_dtypes registers the sub-byte and FP8 types with numpy on import

@@ -20,7 +20,6 @@ import harness
 
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
-from harness.errors import QdqError
 from harness.trt_compat import TrtApi
 from harness.trt_network import Built, build_engine, make_logger
 from harness.trt_runtime import EngineRunner, gpu_status

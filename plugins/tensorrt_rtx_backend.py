@@ -35,7 +35,7 @@ class TensorRTRTXBackend(TensorRTBackend):
     def availability(self) -> Availability:
         a = super().availability()
         if not a.available and a.reason.startswith("module missing"):
-            return Availability(False, None, f"module missing: tensorrt_rtx (pip install 'qdq-harness[rtx]')")
+            return Availability(False, None, "module missing: tensorrt_rtx (pip install 'qdq-harness[rtx]')")
         return a
 
     def load(self, case: Case) -> Runner:

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, run_qdq
+from conftest import run_qdq
 from harness.bundle import load_outputs, outputs_path
 
 CASES = ["docs/s1-per-tensor-int8", "docs/s5-block-int4", "docs/s4-operator-example", "numerics/saturation::int4::dtype=float32"]
