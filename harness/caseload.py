@@ -11,17 +11,21 @@ import copy
 import hashlib
 import itertools
 import json
+import math
+import os
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
 import jsonschema
-import yaml
+import numpy as np
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from . import data as data_mod
+from . import dtypes, limits, yamlread
 from .case import Case, Documented, Expectation, Layer, Override, Requirement, Selector, Tolerance
 from .numbers import NumberError, parse_number
 
@@ -55,28 +59,10 @@ def _case_validator() -> jsonschema.protocols.Validator:
 # --- line numbers -----------------------------------------------------------------------------------------------
 
 class LineMap:
-    """Maps a path of keys/indices in the YAML document to its 1-based line, from `yaml.compose` nodes."""
+    """Maps a path of keys/indices in the YAML document to its 1-based line (filled by `yamlread.read`)."""
 
-    def __init__(self, text: str):
-        self.lines: dict[tuple, int] = {}
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError:
-            node = None
-        if node is not None:
-            self._walk(node, ())
-
-    def _walk(self, node: yaml.Node, path: tuple) -> None:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                k = key.value
-                self.lines[(*path, k)] = key.start_mark.line + 1
-                self._walk(value, (*path, k))
-                self.lines[(*path, k)] = key.start_mark.line + 1
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, (*path, i))
+    def __init__(self, lines: dict[tuple, int] | None = None):
+        self.lines: dict[tuple, int] = lines or {}
 
     def line(self, path: tuple) -> int:
         path = tuple(path)
@@ -98,11 +84,44 @@ class _CaseLines:
         return self.lines.line(own)
 
 
+class _Problems:
+    """The problems of one file, each once (a matrix repeats them per combination), in line order."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.found: dict[tuple[int, str], CaseFileError] = {}
+
+    def add(self, line: int, message: str) -> None:
+        self.found.setdefault((line, message), CaseFileError(self.path, line, message))
+
+    def collect(self):
+        """`with problems.collect():` records a CaseFileError raised inside and carries on after the block."""
+        return _Collect(self)
+
+    def sorted(self) -> list[CaseFileError]:
+        return [self.found[k] for k in sorted(self.found)]
+
+
+class _Collect:
+    def __init__(self, problems: _Problems):
+        self.problems = problems
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if isinstance(exc, CaseFileError):
+            self.problems.add(exc.line, exc.message)
+            return True
+        return False
+
+
 # --- public entry points -------------------------------------------------------------------------------------------
 
 def find_root(path: Path) -> Path:
-    """The cases root of a file: the nearest enclosing folder named `cases`, else the file's folder."""
-    path = path.resolve()
+    """The cases root of a file: the nearest enclosing folder named `cases`, else the file's folder. The path is
+    taken as found, not resolved: a symlinked case file belongs to the cases folder it was found in."""
+    path = Path(os.path.abspath(path))
     for parent in path.parents:
         if parent.name == "cases":
             return parent
@@ -110,11 +129,20 @@ def find_root(path: Path) -> Path:
 
 
 def iter_case_files(paths: list[Path]) -> Iterator[Path]:
+    """Case files under each path, sorted; a path named explicitly is taken as it is. Folders are walked without
+    following symlinked folders (a link to `..` would loop); anything named *.yaml that is not a folder is yielded,
+    so that a FIFO or a device is reported by `check_file`, never skipped in silence."""
     for p in paths:
-        if p.is_dir():
-            yield from sorted(f for f in p.rglob("*") if f.suffix in CASE_SUFFIXES and f.is_file())
-        else:
+        p = Path(p)
+        if not p.is_dir():
             yield p
+            continue
+        for folder, dirs, files in os.walk(p, followlinks=False):
+            dirs.sort()
+            for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+                full = Path(folder) / name
+                if full.suffix in CASE_SUFFIXES and not full.is_dir():
+                    yield full
 
 
 def load_file(path: Path, root: Path | None = None) -> list[Case]:
@@ -126,26 +154,35 @@ def load_file(path: Path, root: Path | None = None) -> list[Case]:
 
 
 def check_file(path: Path, root: Path | None = None) -> tuple[list[Case], list[CaseFileError]]:
+    """Every case of a file and every problem found in it. Never raises: a harness bug becomes a problem too."""
     path = Path(path)
-    root = Path(root) if root is not None else find_root(path)
     try:
-        data = path.read_bytes()
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return [], [CaseFileError(path, 1, f"cannot read file: {exc}")]
-    file_hash = hashlib.sha256(data).hexdigest()[:16]
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = mark.line + 1 if mark else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return [], [CaseFileError(path, line, f"YAML syntax error: {problem}")]
-    lines = LineMap(text)
+        return _check_file(path, Path(root) if root is not None else find_root(path))
+    except Exception as exc:  # the last guard: one file must never stop the run
+        return [], [CaseFileError(path, 1, f"the harness failed reading this file ({type(exc).__name__}: {exc}); "
+                                           "please report it with the file")]
+
+
+def _check_file(path: Path, root: Path) -> tuple[list[Case], list[CaseFileError]]:
+    root = Path(os.path.abspath(root))
+    problems = _Problems(path)
+    twin = _twin_file(path)
+    if twin is not None:
+        problems.add(1, f"{path.name} and {twin.name} in one folder would have the same case id; rename one")
+        return [], problems.sorted()
+    read = yamlread.read(path)
+    for line, message in read.problems:
+        problems.add(line, message)
+    if read.problems:
+        return [], problems.sorted()
+    doc = read.doc
+    file_hash = hashlib.sha256(read.data).hexdigest()[:16]
+    lines = LineMap(read.lines)
     if not isinstance(doc, dict):
         return [], [CaseFileError(path, 1, "a case file must be a mapping (one case) or hold `cases:` (a list)")]
 
-    rel = path.resolve().relative_to(root.resolve()) if path.resolve().is_relative_to(root.resolve()) else Path(path.name)
+    here = Path(os.path.abspath(path))
+    rel = here.relative_to(root) if here.is_relative_to(root) else Path(path.name)
     base_id = rel.with_suffix("").as_posix()
 
     if "cases" in doc:
@@ -156,42 +193,63 @@ def check_file(path: Path, root: Path | None = None) -> tuple[list[Case], list[C
         units = []
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
-                return [], [CaseFileError(path, lines.line(("cases", i)), "each entry of `cases:` must be a mapping")]
+                problems.add(lines.line(("cases", i)), "each entry of `cases:` must be a mapping")
+                continue
             units.append(({**copy.deepcopy(shared), **entry}, _CaseLines(lines, ("cases", i)), True))
     else:
         units = [(doc, _CaseLines(lines, ()), False)]
 
-    cases, errors, seen = [], [], set()
+    cases, seen = [], set()
     for merged, at, multi in units:
-        try:
-            for case in _expand(merged, at, path, root, base_id, multi):
-                if case.id in seen:
-                    raise CaseFileError(path, case.line, f"duplicate case id {case.id!r}")
-                seen.add(case.id)
-                case.file_hash = file_hash
-                cases.append(case)
-        except CaseFileError as exc:
-            errors.append(exc)
-    return cases, errors
+        for case in _expand(merged, at, path, root, base_id, multi, problems):
+            if case.id in seen:
+                problems.add(case.line, f"duplicate case id {case.id!r}")
+                continue
+            seen.add(case.id)
+            case.file_hash = file_hash
+            cases.append(case)
+    errors = problems.sorted()
+    return (cases if not errors else []), errors
+
+
+def _twin_file(path: Path) -> Path | None:
+    """`x.yml` beside `x.yaml`: both would be case id `x`. Reported on the `.yml` one."""
+    if path.suffix != ".yml":
+        return None
+    twin = path.with_suffix(".yaml")
+    return twin if os.path.lexists(twin) else None
 
 
 # --- expansion and checks ------------------------------------------------------------------------------------------
 
-def _expand(merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, multi: bool) -> Iterator[Case]:
+def _expand(merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, multi: bool,
+            problems: _Problems) -> Iterator[Case]:
     matrix = merged.get("matrix") or {}
     if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
-        raise CaseFileError(path, at("matrix"), "`matrix:` must map each parameter to a non-empty list")
+        problems.add(at("matrix"), "`matrix:` must map each parameter to a non-empty list")
+        return
+    combinations = math.prod(len(v) for v in matrix.values())
+    if combinations > limits.MAX_MATRIX_COMBINATIONS:
+        problems.add(at("matrix"), f"`matrix:` expands to {combinations:,} cases, over the limit of "
+                                   f"{limits.MAX_MATRIX_COMBINATIONS:,}")
+        return
+    bad_values = [k for k, v in matrix.items() for x in v if isinstance(x, (dict, list))]
+    if bad_values:
+        problems.add(at("matrix", bad_values[0]), f"`matrix:` values must be plain scalars ({bad_values[0]!r} holds a collection)")
+        return
     name = merged.get("name")
     case_id = base_id + (f"::{name}" if multi and name else "")
     keys = list(matrix)
     for combo in itertools.product(*(matrix[k] for k in keys)) if keys else [()]:
         params = dict(zip(keys, combo))
         body = {k: v for k, v in merged.items() if k != "matrix"}
-        if params:
+        with problems.collect():
             body = _substitute(body, params, path, at)
-        suffix = "::" + ",".join(f"{k}={_fmt(v)}" for k, v in params.items()) if params else ""
-        _validate_schema(body, at, path, multi)
-        yield _build(body, at, path, root, case_id + suffix, params, merged)
+            suffix = "::" + ",".join(f"{k}={_fmt(v)}" for k, v in params.items()) if params else ""
+            if _validate_schema(body, at, path, multi, problems):
+                case = _build(body, at, path, root, case_id + suffix, params, problems)
+                if case is not None:
+                    yield case
 
 
 def _fmt(value: Any) -> str:
@@ -199,44 +257,56 @@ def _fmt(value: Any) -> str:
 
 
 def _substitute(node: Any, params: dict, path: Path, at: _CaseLines, where: tuple = ()) -> Any:
+    """`${name}` replaced by a matrix parameter; one that names no parameter (or appears without a matrix) is an
+    error, never left in the case as text."""
     if isinstance(node, dict):
         return {k: _substitute(v, params, path, at, (*where, k)) for k, v in node.items()}
     if isinstance(node, list):
         return [_substitute(v, params, path, at, (*where, i)) for i, v in enumerate(node)]
-    if isinstance(node, str):
+    if isinstance(node, str) and "${" in node:
         whole = _TEMPLATE.fullmatch(node)
         for name in _TEMPLATE.findall(node):
             if name not in params:
-                raise CaseFileError(path, at(*where), f"`${{{name}}}` names no parameter of `matrix:`")
+                where_from = "no `matrix:` is given" if not params else "it names no parameter of `matrix:`"
+                raise CaseFileError(path, at(*where), f"`${{{name}}}` cannot be filled in: {where_from}")
         if whole:
             return params[whole.group(1)]
         return _TEMPLATE.sub(lambda m: _fmt(params[m.group(1)]), node)
     return node
 
 
-def _validate_schema(body: dict, at: _CaseLines, path: Path, multi: bool) -> None:
-    errors = sorted(_case_validator().iter_errors(body), key=lambda e: (len(list(e.absolute_path)), str(e.message)))
+def _validate_schema(body: dict, at: _CaseLines, path: Path, multi: bool, problems: _Problems) -> bool:
+    """Every schema problem of a case (the most specific error of each), each at its own line."""
+    ok = True
     if multi and "name" not in body:
-        raise CaseFileError(path, at(), "each case of a `cases:` list needs a `name`")
-    if not errors:
-        return
-    error = jsonschema.exceptions.best_match(errors)
-    where = tuple(error.absolute_path)
-    raise CaseFileError(path, at(*where), _schema_message(error, where, body))
+        problems.add(at(), "each case of a `cases:` list needs a `name`")
+        ok = False
+    for error in _case_validator().iter_errors(body):
+        error = jsonschema.exceptions.best_match([error])
+        while error.context:  # oneOf/anyOf: the branch that came closest says what is wrong
+            error = jsonschema.exceptions.best_match(error.context)
+        where = tuple(error.absolute_path)
+        line, message = _schema_problem(error, where, body, at)
+        problems.add(line, message)
+        ok = False
+    return ok
 
 
-def _schema_message(error: jsonschema.ValidationError, where: tuple, body: dict) -> str:
+def _schema_problem(error: jsonschema.ValidationError, where: tuple, body: dict, at: _CaseLines) -> tuple[int, str]:
     dotted = ".".join(str(p) for p in where) or "(top level)"
     # A layer with an unknown `op` is the commonest mistake; say it in words.
     if len(where) >= 2 and where[0] == "network":
         layer = body["network"][where[1]] if isinstance(body.get("network"), list) else None
         if isinstance(layer, dict) and layer.get("op") not in ("input", "constant", "cast", "quantize", "dequantize"):
-            return f"unknown layer type {layer.get('op')!r} at {dotted} (known: input, constant, cast, quantize, dequantize)"
-    if error.validator == "additionalProperties":
-        return f"{dotted}: {error.message}"
-    if error.validator == "required":
-        return f"{dotted}: {error.message}"
-    return f"{dotted}: {error.message}"
+            return at(*where[:2]), (f"unknown layer type {layer.get('op')!r} at network.{where[1]} "
+                                    "(known: input, constant, cast, quantize, dequantize)")
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        patterns = list(error.schema.get("patternProperties", {}))
+        extra = [k for k in error.instance if k not in allowed and not any(re.search(p, str(k)) for p in patterns)]
+        if extra:  # point at the unknown key itself, not at the mapping holding it
+            return at(*where, extra[0]), f"{dotted}: unknown key {extra[0]!r} (known: {', '.join(sorted(allowed))})"
+    return at(*where), f"{dotted}: {error.message}"
 
 
 def _selector(entry: dict) -> Selector:
@@ -244,12 +314,19 @@ def _selector(entry: dict) -> Selector:
     return Selector(tuple(backends) if isinstance(backends, list) else (backends,), entry.get("version"))
 
 
-def _tolerance(spec: Any) -> Tolerance:
+def _tolerance(spec: Any, path: Path, line: int) -> Tolerance:
     if spec is None or spec == "exact":
         return Tolerance("exact")
-    if "steps" in spec:
-        return Tolerance("steps", steps=int(spec["steps"]))
-    return Tolerance("close", atol=float(parse_number(spec.get("atol", 0))), rtol=float(parse_number(spec.get("rtol", 0))))
+    try:
+        if "steps" in spec:
+            return Tolerance("steps", steps=int(spec["steps"]))
+        atol, rtol = (parse_number(spec.get(k, 0)) for k in ("atol", "rtol"))
+    except NumberError as exc:
+        raise CaseFileError(path, line, f"tolerance: {exc}") from None
+    for k, v in (("atol", atol), ("rtol", rtol)):
+        if not isinstance(v, Fraction) or v < 0:
+            raise CaseFileError(path, line, f"tolerance {k} must be a finite number >= 0, not {v}")
+    return Tolerance("close", atol=float(atol), rtol=float(rtol))
 
 
 def _values(spec: Any, outputs: list[str], path: Path, line: int) -> dict[str, Any]:
@@ -264,20 +341,24 @@ def _values(spec: Any, outputs: list[str], path: Path, line: int) -> dict[str, A
     return dict(spec)
 
 
-def _expectation(spec: Any, outputs: list[str], path: Path, line: int) -> Expectation:
+def _expectation(spec: Any, outputs: list[str], path: Path, at: _CaseLines, where: tuple) -> Expectation:
+    line = at(*where)
     if spec in ("reference", "observe"):
         return Expectation(spec)
     if "reference" in spec:
-        return Expectation("reference", tolerance=_tolerance((spec["reference"] or {}).get("tolerance")))
+        return Expectation("reference", tolerance=_tolerance((spec["reference"] or {}).get("tolerance"), path,
+                                                             at(*where, "reference", "tolerance")))
     if "error" in spec:
         message = spec["error"].get("message")
         if message is not None:
             try:
                 re.compile(message)
             except re.error as exc:
-                raise CaseFileError(path, line, f"error message pattern {message!r} is not a regular expression: {exc}") from None
+                raise CaseFileError(path, at(*where, "error", "message"),
+                                    f"error message pattern {message!r} is not a regular expression: {exc}") from None
         return Expectation("error", category=spec["error"]["category"], message=message)
-    return Expectation("values", values=_values(spec["values"], outputs, path, line), tolerance=_tolerance(spec.get("tolerance")))
+    return Expectation("values", values=_values(spec["values"], outputs, path, line),
+                       tolerance=_tolerance(spec.get("tolerance"), path, at(*where, "tolerance")))
 
 
 def _check_specifier(spec: str | None, path: Path, line: int) -> None:
@@ -289,38 +370,98 @@ def _check_specifier(spec: str | None, path: Path, line: int) -> None:
         raise CaseFileError(path, line, f"{spec!r} is not a version specifier (PEP 440, such as '>=10.0,<11')") from None
 
 
-def _check_data(spec: Any, at: _CaseLines, where: tuple, path: Path, root: Path, declared: tuple | None) -> None:
-    """Numbers readable, literals not ragged and fitting the declared shape, data files inside the cases root."""
+def _check_data(spec: Any, at: _CaseLines, where: tuple, path: Path, root: Path, declared: tuple | None,
+                type_name: str | None, big_allowed: bool = False) -> None:
+    """What `materialise` will need, checked without making anything: numbers readable and in the tensor's type,
+    literals not ragged, element counts matching the declared shape and within the limit, `random` bounds,
+    `.npy` files inside the cases root with a header that fits."""
+    line = at(*where)
+    count = math.prod(declared) if declared is not None else None
     try:
+        if count is not None and count > limits.MAX_ELEMENTS and not (big_allowed and isinstance(spec, dict) and "fill" in spec):
+            raise data_mod.DataError(
+                f"a tensor of {count:,} elements, over the limit of {limits.MAX_ELEMENTS:,} (only an input whose data "
+                "is `fill` in a case that expects an error may be larger: it is never made)")
         npy = data_mod.npy_path(spec, path, root)
-    except data_mod.DataError as exc:
-        raise CaseFileError(path, at(*where), str(exc)) from None
-    if npy is not None:
-        if not npy.is_file():
-            raise CaseFileError(path, at(*where), f"data file {spec['npy']!r} does not exist")
-        return
-    if isinstance(spec, dict):
-        for key, value in (spec.get("arange") or spec.get("random") or {}).items():
-            if key not in ("seed", "distribution"):
-                _check_number(value, at, (*where, key), path)
-        if "fill" in spec:
-            _check_number(spec["fill"], at, (*where, "fill"), path)
-        return
-    _check_literal(spec, at, where, path)
-    try:
+        if npy is not None:
+            if not npy.is_file():
+                raise data_mod.DataError(f"data file {spec['npy']!r} does not exist (or is not a regular file)")
+            shape, np_type = data_mod.npy_header(npy)
+            if count is not None and math.prod(shape) != count:
+                raise data_mod.DataError(f"{npy.name} holds {math.prod(shape)} elements of shape {list(shape)}; the "
+                                         f"declared shape {list(declared)} needs {count}")
+            if np_type.kind not in "biuf" and np_type.kind != "V" and not _ml_dtype(np_type):
+                raise data_mod.DataError(f"{npy.name} holds {np_type}, not numbers")
+            return
+        if isinstance(spec, dict):
+            if "arange" in spec:
+                _numbers(spec["arange"], at, (*where, "arange"), path)
+                n = data_mod.arange_count(spec["arange"])
+                if count is not None and n != count:
+                    raise data_mod.DataError(f"`arange` makes {n} values; the declared shape {list(declared)} needs {count}")
+            if "random" in spec:
+                _numbers({k: v for k, v in spec["random"].items() if k not in ("seed", "distribution")}, at,
+                         (*where, "random"), path)
+                data_mod.check_random(spec["random"], type_name)
+                _check_random_type(spec["random"], type_name)
+            if "fill" in spec:
+                _check_number(spec["fill"], at, (*where, "fill"), path)
+                if type_name:
+                    data_mod.to_array([parse_number(spec["fill"])], dtypes.dtype(type_name).np_type)
+            return
+        _check_literal(spec, at, where, path)
         shape = data_mod.literal_shape(spec)
+        n = math.prod(shape)
+        if n > limits.MAX_ELEMENTS:
+            raise data_mod.DataError(f"{n:,} literal values, over the limit of {limits.MAX_ELEMENTS:,}")
+        if count is not None and shape != () and n != count:
+            raise data_mod.DataError(f"data of shape {list(shape)} ({n} values) does not fit the declared shape "
+                                     f"{list(declared)} ({count} values)")
+        if count is not None and shape == () and count == 0:
+            raise data_mod.DataError(f"a value given for the empty shape {list(declared)}")
+        if type_name:  # a zero point of 200 in int8, 1.5 in an integer type: refused here, not at run time
+            data_mod.to_array(data_mod.parse_leaves(spec), dtypes.dtype(type_name).np_type)
     except data_mod.DataError as exc:
-        raise CaseFileError(path, at(*where), str(exc)) from None
-    if declared is not None and shape != () and _prod(shape) != _prod(declared):
-        raise CaseFileError(path, at(*where), f"data of shape {list(shape)} does not fit the declared shape {list(declared)}")
+        raise CaseFileError(path, line, str(exc)) from None
+    except NumberError as exc:
+        raise CaseFileError(path, line, str(exc)) from None
+
+
+def _ml_dtype(np_type) -> bool:
+    try:
+        dtypes.dtype_of(np.empty(0, np_type))
+        return True
+    except KeyError:
+        return False
+
+
+def _check_random_type(r: dict, type_name: str | None) -> None:
+    """`integers` into an integer type must stay inside it: numpy would wrap 200 to -56 in int8 without a word."""
+    if r.get("distribution") != "integers" or not type_name:
+        return
+    t = dtypes.dtype(type_name)
+    if t.kind != "int":
+        return
+    lo = t.qmin if t.qmin is not None else np.iinfo(t.np_type).min
+    hi = t.qmax if t.qmax is not None else np.iinfo(t.np_type).max
+    low, high = parse_number(r.get("low", -128)), parse_number(r.get("high", 128))
+    if low < lo or high - 1 > hi:
+        raise data_mod.DataError(f"`random` integers in [{low}, {high}) do not fit {t.name} [{lo}, {hi}]")
+
+
+def _numbers(mapping: dict, at: _CaseLines, where: tuple, path: Path) -> None:
+    for key, value in mapping.items():
+        _check_number(value, at, (*where, key), path)
 
 
 def _check_literal(spec: Any, at: _CaseLines, where: tuple, path: Path) -> None:
-    if isinstance(spec, list):
-        for i, item in enumerate(spec):
-            _check_literal(item, at, (*where, i), path)
-    else:
-        _check_number(spec, at, where, path)
+    stack = [(spec, where)]
+    while stack:  # iterative: nesting is bounded by the reader, but keep the stack flat anyway
+        item, w = stack.pop()
+        if isinstance(item, list):
+            stack.extend((v, (*w, i)) for i, v in enumerate(item))
+        else:
+            _check_number(item, at, w, path)
 
 
 def _check_number(value: Any, at: _CaseLines, where: tuple, path: Path) -> None:
@@ -330,74 +471,106 @@ def _check_number(value: Any, at: _CaseLines, where: tuple, path: Path) -> None:
         raise CaseFileError(path, at(*where), str(exc)) from None
 
 
-def _prod(shape: tuple) -> int:
-    out = 1
-    for d in shape:
-        out *= d
-    return out
+def _shape(entry: dict, at: _CaseLines, where: tuple, path: Path) -> tuple[int, ...] | None:
+    if "shape" not in entry:
+        return None
+    shape = entry["shape"]
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise CaseFileError(path, at(*where, "shape"), f"shape {shape} must list integers >= 0 (no 3.0, no -1)")
+    return tuple(shape)
 
 
-def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, params: dict, merged: dict) -> Case:
+def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, params: dict,
+           problems: _Problems) -> Case | None:
+    """A schema-valid case body as a `Case`; every structural problem is recorded, not only the first."""
+    before = len(problems.found)
     network: list[Layer] = []
     defined: dict[str, Layer] = {}
+    shapes: dict[str, tuple | None] = {}
     for i, entry in enumerate(body["network"]):
         line = at("network", i)
-        layer = Layer(
-            op=entry["op"], name=entry["name"], line=line, input=entry.get("input"), scale=entry.get("scale"),
-            zero_point=entry.get("zero_point"), axis=entry.get("axis"), to=entry.get("to"), dtype=entry.get("dtype"),
-            shape=tuple(entry["shape"]) if "shape" in entry else None, value=entry.get("value"),
-        )
-        if not isinstance(layer.axis, (int, type(None))):
-            raise CaseFileError(path, line, f"axis {layer.axis!r} is not an integer")
-        for role in ("input", "scale", "zero_point"):
-            ref = getattr(layer, role)
-            if ref is not None and ref not in defined:
-                raise CaseFileError(path, at("network", i, role),
-                                    f"layer {layer.name!r}: {role} {ref!r} names no tensor defined before it")
-        if layer.name in defined:
-            raise CaseFileError(path, line, f"tensor name {layer.name!r} is defined twice")
-        if layer.op == "constant":
-            _check_data(layer.value, at, ("network", i, "value"), path, root, layer.shape)
-        defined[layer.name] = layer
-        network.append(layer)
+        with problems.collect():
+            layer = Layer(
+                op=entry["op"], name=entry["name"], line=line, input=entry.get("input"), scale=entry.get("scale"),
+                zero_point=entry.get("zero_point"), axis=entry.get("axis"), to=entry.get("to"), dtype=entry.get("dtype"),
+                shape=_shape(entry, at, ("network", i), path), value=entry.get("value"),
+            )
+            if layer.axis is not None and (isinstance(layer.axis, bool) or not isinstance(layer.axis, int)):
+                raise CaseFileError(path, at("network", i, "axis"), f"axis {layer.axis!r} is not an integer")
+            missing = [(role, getattr(layer, role)) for role in ("input", "scale", "zero_point")
+                       if getattr(layer, role) is not None and getattr(layer, role) not in defined]
+            for role, ref in missing:
+                problems.add(at("network", i, role), f"layer {layer.name!r}: {role} {ref!r} names no tensor defined before it")
+            if layer.name in defined:
+                raise CaseFileError(path, line, f"tensor name {layer.name!r} is defined twice")
+            defined[layer.name] = layer  # defined even if its data is bad: one problem is reported once
+            network.append(layer)
+            shapes[layer.name] = layer.shape if layer.op == "input" else shapes.get(layer.input)
+            if layer.op == "constant":
+                shapes[layer.name] = layer.shape
+                _check_data(layer.value, at, ("network", i, "value"), path, root, layer.shape, layer.output_type)
+                shapes[layer.name] = layer.shape if layer.shape is not None else data_mod.spec_shape(layer.value)
 
     outputs = list(body["outputs"])
     for i, name in enumerate(outputs):
         if name not in defined:
-            raise CaseFileError(path, at("outputs", i), f"output {name!r} names no tensor of the network")
+            problems.add(at("outputs", i), f"output {name!r} names no tensor of the network")
+
+    expect = None
+    with problems.collect():
+        expect = _expectation(body["expect"], outputs, path, at, ("expect",))
+    expects_error = expect is not None and expect.kind == "error"
 
     inputs = dict(body.get("inputs") or {})
     declared_inputs = {layer.name: layer for layer in network if layer.op == "input"}
     for name, spec in inputs.items():
-        if name not in declared_inputs:
-            raise CaseFileError(path, at("inputs", name), f"data given for {name!r}, which is not an `input` layer")
-        _check_data(spec, at, ("inputs", name), path, root, declared_inputs[name].shape)
+        with problems.collect():
+            if name not in declared_inputs:
+                raise CaseFileError(path, at("inputs", name), f"data given for {name!r}, which is not an `input` layer")
+            layer = declared_inputs[name]
+            _check_data(spec, at, ("inputs", name), path, root, layer.shape, layer.output_type, big_allowed=expects_error)
     for name, layer in declared_inputs.items():
         if name not in inputs:
-            raise CaseFileError(path, layer.line, f"input {name!r} has no data under `inputs:`")
+            problems.add(layer.line, f"input {name!r} has no data under `inputs:`")
 
-    expect = _expectation(body["expect"], outputs, path, at("expect"))
-    for name, spec in expect.values.items():
-        _check_data(spec, at, ("expect", "values") if len(expect.values) == 1 and not isinstance(body["expect"]["values"], dict)
-                    else ("expect", "values", name), path, root, None)
+    def check_values(values: dict, where: tuple, plain: bool) -> None:
+        for name, spec in values.items():
+            with problems.collect():
+                shape = shapes.get(name)
+                _check_data(spec, at, where if plain else (*where, name), path, root,
+                            shape if name in defined else None, None)
+
+    if expect is not None and expect.kind == "values":
+        check_values(expect.values, ("expect", "values"), not isinstance(body["expect"]["values"], dict)
+                     or any(k in body["expect"]["values"] for k in ("arange", "fill", "random", "npy")))
 
     documented = None
     if "documented" in body:
         d = body["documented"]
-        documented = Documented(_values(d["values"], outputs, path, at("documented")), _tolerance(d.get("tolerance")),
-                                d["reason"], d.get("link"))
+        with problems.collect():
+            values = _values(d["values"], outputs, path, at("documented", "values"))
+            check_values(values, ("documented", "values"), not isinstance(d["values"], dict)
+                         or any(k in d["values"] for k in ("arange", "fill", "random", "npy")))
+            documented = Documented(values, _tolerance(d.get("tolerance"), path, at("documented", "tolerance")),
+                                    d["reason"], d.get("link"))
 
     overrides = []
     for i, entry in enumerate(body.get("overrides") or []):
-        line = at("overrides", i)
-        _check_specifier(entry.get("version"), path, at("overrides", i, "version"))
-        overrides.append(Override(_selector(entry), _expectation(entry["expect"], outputs, path, line), entry["reason"],
-                                  entry.get("link"), line))
+        with problems.collect():
+            _check_specifier(entry.get("version"), path, at("overrides", i, "version"))
+            o_expect = _expectation(entry["expect"], outputs, path, at, ("overrides", i, "expect"))
+            if o_expect.kind == "values":
+                check_values(o_expect.values, ("overrides", i, "expect", "values"),
+                             not isinstance(entry["expect"]["values"], dict))
+            overrides.append(Override(_selector(entry), o_expect, entry["reason"], entry.get("link"), at("overrides", i)))
     requires = []
     for i, entry in enumerate(body.get("requires") or []):
-        _check_specifier(entry.get("version"), path, at("requires", i, "version"))
-        requires.append(Requirement(_selector(entry), entry["reason"]))
+        with problems.collect():
+            _check_specifier(entry.get("version"), path, at("requires", i, "version"))
+            requires.append(Requirement(_selector(entry), entry["reason"]))
 
+    if len(problems.found) > before or expect is None:
+        return None
     return Case(
         id=case_id, file=path, root=root, line=at("name") if "name" in body and at("name") else 1,
         title=body["title"], source=body["source"], tags=list(body.get("tags") or []),

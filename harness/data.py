@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 
 from . import dtypes
+from .limits import MAX_ELEMENTS
 from .numbers import Number, NumberError, nearest, parse_number
 
 # Inputs larger than this are never materialised by the harness (a case about the 2^31-1 volume limit must be
 # refused by a backend's build, before any data exists).
-MAX_MATERIALISED_ELEMENTS = 1 << 26
+MAX_MATERIALISED_ELEMENTS = MAX_ELEMENTS
 
 
 class DataError(ValueError):
@@ -43,11 +44,72 @@ def spec_shape(spec: Any) -> tuple[int, ...] | None:
     """The shape a spec implies on its own (literal data), or None (generators take the declared shape)."""
     if isinstance(spec, dict):
         if "arange" in spec:
-            a = spec["arange"]
-            start, stop, step = (float(parse_number(a.get(k, d))) for k, d in (("start", 0), ("stop", None), ("step", 1)))
-            return (max(0, math.ceil((stop - start) / step)),)
+            return (arange_count(spec["arange"]),)
         return None
     return literal_shape(spec)
+
+
+def arange_count(a: dict) -> int:
+    """How many values `arange` makes, computed exactly and checked before any is made."""
+    start, stop, step = (parse_number(a.get(k, d)) for k, d in (("start", 0), ("stop", None), ("step", 1)))
+    if not all(isinstance(v, Fraction) for v in (start, stop, step)):
+        raise DataError("`arange` needs finite start, stop and step")
+    if step == 0:
+        raise DataError("`arange` step must not be 0")
+    count = max(0, math.ceil((stop - start) / step))
+    if count > MAX_ELEMENTS:
+        raise DataError(f"`arange` makes {count:,} values, over the limit of {MAX_ELEMENTS:,} elements")
+    return count
+
+
+def check_random(r: dict, type_name: str | None) -> None:
+    """Bounds a generator can honour: finite, low < high, integers within int64 and the tensor's type."""
+    num = {k: parse_number(r[k]) for k in ("low", "high", "mean", "std") if k in r}
+    for k, v in num.items():
+        if not isinstance(v, Fraction):
+            raise DataError(f"`random` {k} must be finite, not {v}")
+    seed = r.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise DataError(f"`random` seed must be an integer from 0 to 2**64-1, not {seed!r}")
+    dist = r.get("distribution")
+    if dist == "normal":
+        if num.get("std", 1) < 0:
+            raise DataError("`random` std must not be negative")
+        return
+    low, high = num.get("low", Fraction(-1 if dist == "uniform" else -128)), num.get("high", Fraction(1 if dist == "uniform" else 128))
+    if not low < high:
+        raise DataError(f"`random` low ({low}) must be below high ({high})")
+    if dist == "integers":
+        if low.denominator != 1 or high.denominator != 1:
+            raise DataError("`random` integers need integer low and high")
+        if not -(2**63) <= low and high <= 2**63:
+            raise DataError(f"`random` integers must lie within int64, not [{low}, {high})")
+    elif max(abs(low), abs(high)) > Fraction(np.finfo(np.float64).max):
+        raise DataError("`random` bounds beyond float64")
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and type of a .npy file from its header alone; object arrays (pickles) and truncated files refused."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise DataError(f"{path.name} is not a readable .npy file: {exc}") from None
+    if dtype.hasobject:
+        raise DataError(f"{path.name} holds Python objects (a pickle); only plain numeric arrays are read")
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise DataError(f"{path.name} holds {count:,} elements, over the limit of {MAX_ELEMENTS:,}")
+    needed = offset + count * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise DataError(f"{path.name} is truncated: {size} bytes, its header needs {needed}")
+    return tuple(shape), dtype
 
 
 def npy_path(spec: Any, case_file: Path, root: Path) -> Path | None:
@@ -106,8 +168,8 @@ def _generate(spec: Any, shape: tuple[int, ...] | None, np_type: np.dtype, case_
         return np.full(shape, to_array([parse_number(spec["fill"])], np_type)[0], dtype=np_type)
     if "arange" in spec:
         a = spec["arange"]
-        start, stop, step = (parse_number(a.get(k, d)) for k, d in (("start", 0), ("stop", None), ("step", 1)))
-        count = max(0, math.ceil((stop - start) / step))
+        start, step = parse_number(a.get("start", 0)), parse_number(a.get("step", 1))
+        count = arange_count(a)
         return to_array([start + i * step for i in range(count)], np_type)
     if "random" in spec:
         if shape is None:
@@ -124,6 +186,7 @@ def _generate(spec: Any, shape: tuple[int, ...] | None, np_type: np.dtype, case_
         return values.astype(np_type)
     if "npy" in spec:
         path = npy_path(spec, case_file, root)
+        npy_header(path)  # refused before np.load allocates anything
         array = np.load(path, allow_pickle=False)
         return array.astype(np_type)
     raise DataError(f"unknown data spec {sorted(spec)}")

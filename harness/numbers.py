@@ -13,6 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .limits import MAX_DECIMAL_EXPONENT, MAX_EXPONENT, MAX_NUMBER_BITS, MAX_NUMBER_CHARS
+
 Number = Fraction | float  # float only for nan and ±inf
 
 _TOKEN = re.compile(r"\s*(?:(?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|(?P<word>[A-Za-z]+)|(?P<op>\*\*|[-+*/()]))")
@@ -28,10 +30,12 @@ def parse_number(value: object) -> Number:
     if isinstance(value, bool):
         raise NumberError(f"{value!r} is a boolean, not a number")
     if isinstance(value, int):
-        return Fraction(value)
+        return _bounded(Fraction(value), repr(value))
     if isinstance(value, float):
         return Fraction(value) if math.isfinite(value) else value
     if isinstance(value, str):
+        if len(value) > MAX_NUMBER_CHARS:
+            raise NumberError(f"a number of {len(value)} characters, over the limit of {MAX_NUMBER_CHARS}")
         return _Parser(value).parse()
     raise NumberError(f"{value!r} is not a number")
 
@@ -74,7 +78,7 @@ class _Parser:
         while self._peek() in ("+", "-"):
             op = self._take()[1]
             rhs = self._term()
-            value = _apply(op, value, rhs)
+            value = _bounded(_apply(op, value, rhs), self.text)
         return value
 
     def _term(self) -> Number:
@@ -82,7 +86,7 @@ class _Parser:
         while self._peek() in ("*", "/"):
             op = self._take()[1]
             rhs = self._factor()
-            value = _apply(op, value, rhs)
+            value = _bounded(_apply(op, value, rhs), self.text)
         return value
 
     def _factor(self) -> Number:
@@ -94,15 +98,22 @@ class _Parser:
         if self._peek() == "**":
             self._take()
             exponent = self._factor()
-            if not (isinstance(exponent, Fraction) and exponent.denominator == 1) or abs(exponent) > 4096:
-                raise NumberError(f"{self.text!r}: exponents must be integers up to 4096")
-            return _apply("**", base, exponent)
+            if not (isinstance(exponent, Fraction) and exponent.denominator == 1) or abs(exponent) > MAX_EXPONENT:
+                raise NumberError(f"{self.text!r}: exponents must be integers up to {MAX_EXPONENT}")
+            if isinstance(base, Fraction) and base != 0:
+                bits = max(base.numerator.bit_length(), base.denominator.bit_length()) - 1
+                if bits * abs(exponent) > MAX_NUMBER_BITS:  # decided before computing it
+                    raise NumberError(f"{self.text!r} is out of range: {_RANGE}")
+            return _bounded(_apply("**", base, exponent), self.text)
         return base
 
     def _atom(self) -> Number:
         kind, text = self._take()
         if kind == "num":
-            return Fraction(text)
+            mantissa, _, exponent = text.lower().partition("e")
+            if exponent and abs(int(exponent)) > MAX_DECIMAL_EXPONENT:
+                raise NumberError(f"{self.text!r}: decimal exponents must be within ±{MAX_DECIMAL_EXPONENT}")
+            return _bounded(Fraction(text), self.text)
         if kind == "word" and text.lower() in _WORDS:
             return _WORDS[text.lower()]
         if text == "(":
@@ -111,6 +122,20 @@ class _Parser:
                 raise NumberError(f"{self.text!r}: missing ')'")
             return value
         raise NumberError(f"cannot read {self.text!r} as a number (unexpected {text!r})")
+
+
+_RANGE = (f"exact numbers must lie within float64's range (below 2^1024) and need at most {MAX_NUMBER_BITS} bits; "
+          "write inf for infinity")
+
+
+_FLOAT64_LIMIT = Fraction(2) ** 1024
+
+
+def _bounded(value: Number, text: str) -> Number:
+    if isinstance(value, Fraction) and (max(value.numerator.bit_length(), value.denominator.bit_length()) > MAX_NUMBER_BITS
+                                        or abs(value) >= _FLOAT64_LIMIT):
+        raise NumberError(f"{text!r} is out of range: {_RANGE}")
+    return value
 
 
 def _apply(op: str, a: Number, b: Number) -> Number:

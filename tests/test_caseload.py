@@ -70,8 +70,8 @@ def _one_error(write_case, cases_dir, relpath, text):
 
 def test_yaml_syntax_error_names_the_line(write_case, cases_dir):
     err = _one_error(write_case, cases_dir, "bad/syntax.yaml", MINIMAL.replace("outputs: [y]", "outputs: [y"))
-    # The unclosed `[y` on line 7 is noticed at the `:` of line 8, where PyYAML reports it.
-    assert err.line == 8 and "YAML syntax error" in err.message
+    # The unclosed `[y` on line 7 is noticed at the `:` of line 8: the error names the line where it opens.
+    assert err.line == 7 and "YAML syntax error" in err.message and "(line 8)" in err.message
 
 
 def test_unknown_layer_type(write_case, cases_dir):

@@ -85,7 +85,7 @@ def test_dequantize_rounds_once_to_low_precision_output(to, expected):
 
 # --- granularity through whole cases -------------------------------------------------------------------------------
 
-def _case(load_case, network, inputs, extra=""):
+def _case(load_case, network, inputs, extra="", expect="reference"):
     import json
 
     return load_case(f"""
@@ -94,7 +94,7 @@ def _case(load_case, network, inputs, extra=""):
         network: {json.dumps(network)}
         outputs: [y]
         inputs: {json.dumps(inputs)}
-        expect: reference
+        expect: {expect}
         {extra}
     """)[0]
 
@@ -191,7 +191,7 @@ def test_volume_limit_is_checked_before_allocating(load_case):
     case = _case(load_case, [{"op": "input", "name": "x", "dtype": "float32", "shape": [65536, 32768]},
                              {"op": "constant", "name": "s", "dtype": "float32", "shape": [], "value": 1},
                              {"op": "quantize", "name": "y", "input": "x", "scale": "s", "to": "int8"}],
-                 {"x": {"fill": 0}})
+                 {"x": {"fill": 0}}, expect="{error: {category: volume-limit}}")
     with pytest.raises(QdqError) as info:
         BACKEND.load(case)  # 2^31 float32 would be 8 GiB: it must fail without touching memory
     assert info.value.category == "volume-limit"
