@@ -282,18 +282,32 @@ def _validate_schema(body: dict, at: _CaseLines, path: Path, multi: bool, proble
         problems.add(at(), "each case of a `cases:` list needs a `name`")
         ok = False
     for error in _case_validator().iter_errors(body):
-        error = jsonschema.exceptions.best_match([error])
-        while error.context:  # oneOf/anyOf: the branch that came closest says what is wrong
-            error = jsonschema.exceptions.best_match(error.context)
+        # oneOf/anyOf: a described alternative (data, values) is named in words; else the closest branch speaks.
+        while error.context and "description" not in error.schema:
+            error = _closest(error.context)
         where = tuple(error.absolute_path)
-        line, message = _schema_problem(error, where, body, at)
+        if error.context:
+            shown = json.dumps(error.instance, default=str)
+            line, message = at(*where), (f"{'.'.join(map(str, where)) or '(top level)'}: "
+                                         f"{shown[:80] + ('...' if len(shown) > 80 else '')} is not "
+                                         f"{error.schema['description'].split(';')[0]}")
+        else:
+            line, message = _schema_problem(error, where, body, at)
         problems.add(line, message)
         ok = False
     return ok
 
 
+def _closest(errors) -> jsonschema.ValidationError:
+    """The alternative that got furthest into the instance; a type or enum miss only when nothing got further."""
+    return max(errors, key=lambda e: (len(e.relative_path), e.validator not in ("type", "enum", "const", "pattern")))
+
+
 def _schema_problem(error: jsonschema.ValidationError, where: tuple, body: dict, at: _CaseLines) -> tuple[int, str]:
     dotted = ".".join(str(p) for p in where) or "(top level)"
+    if "shape" in where:
+        i = where.index("shape")
+        return at(*where[: i + 1]), f"{'.'.join(map(str, where[: i + 1]))}: a shape lists integers >= 0"
     # A layer with an unknown `op` is the commonest mistake; say it in words.
     if len(where) >= 2 and where[0] == "network":
         layer = body["network"][where[1]] if isinstance(body.get("network"), list) else None
@@ -490,10 +504,13 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
     for i, entry in enumerate(body["network"]):
         line = at("network", i)
         with problems.collect():
+            shape = None
+            with problems.collect():
+                shape = _shape(entry, at, ("network", i), path)
             layer = Layer(
                 op=entry["op"], name=entry["name"], line=line, input=entry.get("input"), scale=entry.get("scale"),
                 zero_point=entry.get("zero_point"), axis=entry.get("axis"), to=entry.get("to"), dtype=entry.get("dtype"),
-                shape=_shape(entry, at, ("network", i), path), value=entry.get("value"),
+                shape=shape, value=entry.get("value"),
             )
             if layer.axis is not None and (isinstance(layer.axis, bool) or not isinstance(layer.axis, int)):
                 raise CaseFileError(path, at("network", i, "axis"), f"axis {layer.axis!r} is not an integer")

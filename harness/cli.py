@@ -82,6 +82,8 @@ def cmd_run(args) -> int:
                    "-p", "no:cacheprovider"]
     if _has_allure_pytest():
         pytest_args += ["--alluredir", str(out / "allure-results")]
+    for path in paths:  # any folder of case files can be run, named `cases` or not
+        pytest_args += ["--qdq-cases", str(path)]
     for name in args.backend:
         pytest_args += ["--qdq-backend", name]
     if args.root:
@@ -113,12 +115,10 @@ def cmd_run(args) -> int:
 
 
 def _has_allure_pytest() -> bool:
-    try:
-        import allure_pytest  # noqa: F401
+    # find_spec, not import: importing it here would stop pytest from rewriting its asserts (a warning every run)
+    from importlib.util import find_spec
 
-        return True
-    except ImportError:
-        return False
+    return find_spec("allure_pytest") is not None
 
 
 def _generate(out: Path, history_from: Path | None) -> bool:

@@ -58,8 +58,12 @@ def arange_count(a: dict) -> int:
         raise DataError("`arange` step must not be 0")
     count = max(0, math.ceil((stop - start) / step))
     if count > MAX_ELEMENTS:
-        raise DataError(f"`arange` makes {count:,} values, over the limit of {MAX_ELEMENTS:,} elements")
+        raise DataError(f"`arange` makes {_count(count)} values, over the limit of {MAX_ELEMENTS:,} elements")
     return count
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
 
 
 def check_random(r: dict, type_name: str | None) -> None:
@@ -82,7 +86,7 @@ def check_random(r: dict, type_name: str | None) -> None:
     if dist == "integers":
         if low.denominator != 1 or high.denominator != 1:
             raise DataError("`random` integers need integer low and high")
-        if not -(2**63) <= low and high <= 2**63:
+        if not (-(2**63) <= low and high <= 2**63):
             raise DataError(f"`random` integers must lie within int64, not [{low}, {high})")
     elif max(abs(low), abs(high)) > Fraction(np.finfo(np.float64).max):
         raise DataError("`random` bounds beyond float64")
@@ -130,7 +134,7 @@ def to_array(values: list[Number], np_type: np.dtype) -> np.ndarray:
         lo, hi = t.qmin if t.qmin is not None else np.iinfo(np_type).min, t.qmax if t.qmax is not None else np.iinfo(np_type).max
         for v in values:
             if not isinstance(v, Fraction) or v.denominator != 1 or not lo <= v <= hi:
-                raise DataError(f"{v} is not a {t.name} value")
+                raise DataError(f"{v} is not a value of {t.name} (integers {lo} to {hi})")
             out.append(int(v))
         return np.array(out, dtype=np_type)
     if t.np_type in (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64)):

@@ -14,6 +14,7 @@ xdist workers, through `user_properties`), pytest_sessionfinish (the bundle is c
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from .case import Case
 from .execute import Outcome, execute
 from .isolation import WorkerPool
 from .verdict import Verdict, judge, make
+from .yamlread import read_bytes
 
 RECORD_KEY = "qdq_record"
 CROSS_BACKEND = "cross-backend"
@@ -38,6 +40,7 @@ class RunState:
     root: Path | None
     tier: str
     is_worker: bool
+    case_paths: list[Path] = field(default_factory=list)  # folders/files of cases not under a folder named `cases`
     writer: bundle_mod.BundleWriter | None = None
     outcomes: dict[str, dict[str, tuple[str | None, Outcome]]] = field(default_factory=dict)  # case id -> backend -> (version, outcome)
     references: dict[str, Outcome] = field(default_factory=dict)
@@ -72,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qdq-out", default=None, metavar="DIR", help="write the results bundle to DIR")
     group.addoption("--qdq-root", default=None, metavar="DIR",
                     help="cases root (data files must stay inside it); default: the nearest folder named 'cases'")
+    group.addoption("--qdq-cases", action="append", default=[], metavar="PATH",
+                    help="a folder (or file) of case files not under a folder named 'cases' (repeatable; qdq run "
+                         "passes every path it is given)")
     group.addoption("--qdq-tier", default="quick", choices=("quick", "full"),
                     help="quick: CI's cases; full: also cases marked `tier: full` (nightly)")
 
@@ -85,8 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
     out = config.getoption("--qdq-out")
     root = config.getoption("--qdq-root")
     state = RunState(backends=list(dict.fromkeys(chosen)), out_dir=Path(out).resolve() if out else None,
-                     root=Path(root).resolve() if root else None, tier=config.getoption("--qdq-tier"),
-                     is_worker=hasattr(config, "workerinput"))
+                     root=_absolute(root) if root else None, tier=config.getoption("--qdq-tier"),
+                     is_worker=hasattr(config, "workerinput"),
+                     case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")])
     config.stash[STATE] = state
     if state.out_dir and not state.is_worker:
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends))
@@ -112,13 +119,61 @@ def describe_backends(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def _is_case_file(path: Path, state: RunState) -> bool:
-    if path.suffix not in CASE_SUFFIXES:
-        return False
-    resolved = path.resolve()
-    if state.root and resolved.is_relative_to(state.root):
+def _absolute(path) -> Path:
+    """Absolute, not resolved: a symlinked case file belongs to the folder it was found in."""
+    return Path(os.path.abspath(path))
+
+
+def _in_case_folder(path: Path, state: RunState) -> bool:
+    here = _absolute(path)
+    if state.root and here.is_relative_to(state.root):
         return True
-    return any(parent.name == "cases" for parent in resolved.parents)
+    if any(here == p or here.is_relative_to(p) for p in state.case_paths):
+        return True
+    return any(parent.name == "cases" for parent in here.parents) or here.name == "cases"
+
+
+def _is_case_file(path: Path, state: RunState) -> bool:
+    return path.suffix in CASE_SUFFIXES and _in_case_folder(path, state)
+
+
+def root_for(path: Path, state: RunState) -> Path:
+    """The cases root of a file (where its data must stay; what its id is relative to): `--qdq-root`, else the
+    nearest folder named `cases`, else the `--qdq-cases` folder it was found in, else its own folder."""
+    here = _absolute(path)
+    if state.root and here.is_relative_to(state.root):
+        return state.root
+    if any(parent.name == "cases" for parent in here.parents):
+        return find_root(here)
+    folders = [p for p in state.case_paths if here.is_relative_to(p) and p != here]
+    return max(folders, key=lambda p: len(p.parts)) if folders else here.parent
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
+    """Never follow a symlinked folder of cases (a link to `..` would run the tree again and again); `qdq validate`
+    walks the same way."""
+    state = config.stash.get(STATE, None)
+    if state and collection_path.is_symlink() and collection_path.is_dir() and _in_case_folder(collection_path, state):
+        return True
+    return None
+
+
+def pytest_collect_directory(path: Path, parent: pytest.Collector):
+    state = parent.config.stash[STATE]
+    if _in_case_folder(path, state):
+        return CasesDir.from_parent(parent, path=path)
+    return None
+
+
+class CasesDir(pytest.Dir):
+    """pytest's folder collector, plus an item for anything named *.yaml that is not a regular file (a FIFO, a
+    device): pytest would skip it in silence; it is reported, never opened."""
+
+    def collect(self):
+        yield from super().collect()
+        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
+            if Path(entry.name).suffix in CASE_SUFFIXES and not entry.is_file() and not entry.is_dir():
+                yield CaseFile.from_parent(self, path=Path(entry.path))
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
@@ -140,8 +195,7 @@ def _local_name(case: Case) -> str:
 class CaseFile(pytest.File):
     def collect(self):
         state = self.config.stash[STATE]
-        root = state.root if state.root and self.path.resolve().is_relative_to(state.root) else find_root(self.path)
-        cases, errors = check_file(self.path, root)
+        cases, errors = check_file(self.path, root_for(self.path, state))
         for error in errors:
             yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error)
         for case in cases:
@@ -200,16 +254,21 @@ class InvalidCaseItem(_QdqItem):
     def __init__(self, *, error: CaseFileError, **kw):
         super().__init__(**kw)
         self.error = error
+        root = root_for(self.path, self.config.stash[STATE])
+        here = _absolute(self.path)
+        # The file's path under its cases root, suffix kept: `x.yml` beside `x.yaml` stay two rows.
+        self.file_id = here.relative_to(root).as_posix() if here.is_relative_to(root) else self.path.name
 
     def runtest(self) -> None:
         verdict = make("invalid-case-file", str(self.error))
-        self._record(verdict, case_id=f"{self.path.name}", backend=None)
+        self._record(verdict, case_id=self.file_id, backend=None)
         if _allure_active(self.config):
             import allure
 
             allure.dynamic.title(f"invalid case file {self.path.name}")
             allure.dynamic.feature("invalid case files")
-            allure.attach(self.path.read_text(errors="replace"), name=self.path.name,
+            data, refusal = read_bytes(self.path)  # never opens a FIFO, never reads past the size limit
+            allure.attach(data.decode(errors="replace") if data is not None else refusal, name=self.path.name,
                           attachment_type=allure.attachment_type.TEXT)
         self._conclude(verdict)
 
