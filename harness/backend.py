@@ -30,7 +30,14 @@ class Availability:
 
 
 class Runner(abc.ABC):
-    details: dict = {}  # facts for the record (opset, typing, layer precisions); subclasses set their own dict
+    @property
+    def details(self) -> dict:
+        """Facts for the record (opset, typing, layer precisions): one dict per runner, never shared."""
+        return self.__dict__.setdefault("_details", {})
+
+    @details.setter
+    def details(self, value: dict) -> None:
+        self.__dict__["_details"] = dict(value)
 
     def activate(self) -> None:
         """Acquire devices and contexts. The only place a GPU may be touched."""
@@ -54,6 +61,14 @@ class Backend(abc.ABC):
     name: ClassVar[str]  # what cases' `overrides:`/`requires:` and `--backend` name
     product: ClassVar[str]  # the product whose behaviour it shows, in words
     description: ClassVar[str]
+    # Run in a worker process (harness/isolation.py) so that a segfault or a hang fails one case, not the run.
+    # True unless a backend declares otherwise: only pure-Python backends should run in the pytest process.
+    isolated: ClassVar[bool] = True
+    timeout_s: ClassVar[float] = 600.0  # per case, in a worker or in process; QDQ_BACKEND_TIMEOUT overrides it
+
+    def details(self) -> dict:
+        """Facts about the installation for the bundle (versions, GPU); never raises."""
+        return {}
 
     @abc.abstractmethod
     def availability(self) -> Availability:
@@ -76,6 +91,11 @@ class BrokenBackend:
     error: str
     product: str = "unknown"
     description: str = "entry point failed to load"
+    isolated: bool = False
+    timeout_s: float = 600.0
+
+    def details(self) -> dict:
+        return {}
 
     def availability(self) -> Availability:
         return Availability(False, None, f"entry point failed to load: {self.error}")

@@ -2,8 +2,14 @@
 
 results.json (schema_version 1) holds the run's start and end, whether it is partial, the versions of every
 backend, the harness and Python, each case file's content hash, one record per (case, backend) and the
-cross-backend diffs. It is rewritten atomically (temporary file + rename) as records arrive, so an interrupted run
-leaves a valid bundle with `"partial": true`.
+cross-backend diffs. It is rewritten atomically (temporary file + rename) now and then while the run goes on, and
+once at its end.
+
+journal.jsonl is the crash-safe path: one line appended (and flushed to the OS) the moment an item starts and the
+moment its record is made, so a SIGKILL loses nothing finished. `load(DIR)` folds the journal into results.json:
+readers always see every finished item, partial or not. `qdq run` resumes from it after its pytest process died.
+
+DIR/.lock is held (flock) by the run writing the bundle: a second run into the same folder is refused.
 
 Output files: a case id becomes a path by turning `::` into `/` and percent-encoding every character of a segment
 outside `A-Za-z0-9._=,+-` (reversible, no collisions): `rules/axis::bad::axis=4` ->
@@ -14,6 +20,7 @@ every output's type so `load_outputs` restores them. Loaded with `allow_pickle=F
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -40,19 +47,27 @@ def outputs_path(out_dir: Path, case_id: str, backend: str) -> Path:
     return Path(out_dir) / "outputs" / path_safe_id(case_id) / f"{quote(backend, safe=_SAFE)}.npz"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temporary file + rename, with the permissions a plain open() would give (mkstemp's are 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
+def encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
     """Arrays as .npz bytes; types numpy lacks are stored as bit patterns, their names in `__dtypes__`."""
     import io
 
@@ -68,7 +83,7 @@ def _encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def _decode_npz(data) -> dict[str, np.ndarray]:
+def decode_npz(data) -> dict[str, np.ndarray]:
     import io
 
     with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as z:
@@ -78,12 +93,12 @@ def _decode_npz(data) -> dict[str, np.ndarray]:
 
 def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
     path = outputs_path(out_dir, case_id, backend)
-    _atomic_write(path, _encode_npz(outputs))
+    atomic_write(path, encode_npz(outputs))
     return path
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
-    return _decode_npz(Path(path))
+    return decode_npz(Path(path))
 
 
 def inputs_hash(inputs: dict[str, np.ndarray]) -> str:
@@ -109,11 +124,40 @@ def environment() -> dict:
     return env
 
 
-class BundleWriter:
-    """Collects records on the controller and keeps results.json valid at every moment."""
+class BundleInUse(RuntimeError):
+    pass
 
-    def __init__(self, out_dir: Path, backends: dict[str, dict], argv: list[str] | None = None):
+
+def lock(out_dir: Path):
+    """An open file holding an exclusive flock on DIR/.lock (released when closed or when the process dies)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    f = open(out_dir / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown"
+        f.close()
+        raise BundleInUse(f"{out_dir} is in use by another run ({holder}); wait for it or choose another --out") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+    f.flush()
+    return f
+
+
+class BundleWriter:
+    """Collects records on the controller: each one appended to the journal at once, results.json rewritten now and
+    then and at the end. `resume=True` continues the bundle of a run whose process died."""
+
+    FLUSH_EVERY_S = 30.0  # results.json between the journal and the end: a convenience, the journal is the truth
+
+    def __init__(self, out_dir: Path, backends: dict[str, dict], argv: list[str] | None = None, resume: bool = False,
+                 run_config: dict | None = None):
         self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        previous = load(self.out_dir) if resume and (self.out_dir / "results.json").exists() else None
         self.doc = {
             "schema_version": SCHEMA_VERSION,
             "partial": True,
@@ -123,42 +167,126 @@ class BundleWriter:
             "argv": argv or sys.argv,
             "harness_version": __version__,
             "environment": environment(),
+            "run_config": run_config or {},
             "backends": backends,
             "case_files": {},
             "cases": {},
             "records": [],
             "diffs": [],
         }
+        if previous is not None:
+            for key in ("started", "case_files", "cases", "records", "diffs"):
+                self.doc[key] = previous[key]
+            self.doc["resumed"] = previous.get("resumed", 0) + 1
+        self.journal = open(self.out_dir / JOURNAL, "a" if previous is not None else "w", encoding="utf-8")
         self._last_flush = 0.0
         self.flush()
 
+    def recorded(self) -> set[str]:
+        return {r["nodeid"] for r in self.doc["records"] if r.get("nodeid")}
+
+    def started(self, nodeid: str) -> None:
+        self._journal({"event": "start", "nodeid": nodeid})
+
     def add(self, record: dict) -> None:
-        case = record.pop("case", None)
-        if case:
-            self.doc["cases"].setdefault(record["case_id"], case)
-            self.doc["case_files"][case["file"]] = case["file_hash"]
-        diffs = record.pop("diffs", None)
-        if diffs:
-            self.doc["diffs"].extend(diffs)
-        self.doc["records"].append(record)
-        if time.monotonic() - self._last_flush > 2.0:
+        self._journal({"event": "record", **record})
+        _fold(self.doc, record)
+        if time.monotonic() - self._last_flush > self.FLUSH_EVERY_S:
             self.flush()
+
+    def _journal(self, entry: dict) -> None:
+        self.journal.write(json.dumps(entry, default=json_default) + "\n")
+        self.journal.flush()  # in the OS's hands: survives this process being killed
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        _atomic_write(self.out_dir / "results.json", json.dumps(self.doc, indent=1, default=_json_default).encode())
+        write_json(self.out_dir / "results.json", self.doc)
 
     def finish(self, exit_status: int, complete: bool) -> None:
-        # One record per item: an item xdist re-ran after a worker crash keeps its last record.
-        last = {r.get("nodeid") or id(r): r for r in self.doc["records"]}
-        self.doc["records"] = sorted(last.values(), key=lambda r: (r["case_id"], r.get("backend") or ""))
+        finalise(self.doc)
         self.doc["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.doc["exit_status"] = exit_status
         self.doc["partial"] = not complete
         self.flush()
+        self.journal.close()
 
 
-def _json_default(obj):
+JOURNAL = "journal.jsonl"
+
+
+def _fold(doc: dict, record: dict) -> None:
+    """One journal record into a results document (the same path for the writer and for `load`)."""
+    record = dict(record)
+    record.pop("event", None)
+    case = record.pop("case", None)
+    if case:
+        doc["cases"].setdefault(record["case_id"], case)
+        doc["case_files"][case["file"]] = case["file_hash"]
+    diffs = record.pop("diffs", None)
+    if diffs:
+        doc["diffs"].extend(diffs)
+    doc["records"].append(record)
+
+
+def finalise(doc: dict) -> None:
+    # One record per item: an item xdist re-ran after a worker crash keeps its last record.
+    last = {r.get("nodeid") or id(r): r for r in doc["records"]}
+    doc["records"] = sorted(last.values(), key=lambda r: (r["case_id"], r.get("backend") or ""))
+
+
+def journal_entries(out_dir: Path) -> list[dict]:
+    """Every complete line of the journal (a line cut by a kill is ignored)."""
+    path = Path(out_dir) / JOURNAL
+    if not path.exists():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except ValueError:
+            continue
+    return entries
+
+
+def load(out_dir: Path) -> dict:
+    """A bundle as readers should see it: results.json, with every journal record it does not hold yet folded in
+    (after a kill, results.json may lag the journal)."""
+    out_dir = Path(out_dir)
+    doc = json.loads((out_dir / "results.json").read_text())
+    if not doc.get("partial"):
+        return doc
+    have = {r.get("nodeid") for r in doc["records"]}
+    for entry in journal_entries(out_dir):
+        if entry.get("event") == "record" and entry.get("nodeid") not in have:
+            _fold(doc, entry)
+            have.add(entry.get("nodeid"))
+    finalise(doc)
+    return doc
+
+
+def unfinished(out_dir: Path) -> list[str]:
+    """Items the journal saw start and never saw recorded: what a dead process was running."""
+    started, done = [], set()
+    for entry in journal_entries(out_dir):
+        if entry.get("event") == "start":
+            started.append(entry["nodeid"])
+        elif entry.get("event") == "record":
+            done.add(entry.get("nodeid"))
+    return [n for n in dict.fromkeys(started) if n not in done]
+
+
+def append_record(out_dir: Path, record: dict) -> None:
+    """A record written by someone other than the run (the `qdq run` driver, for an item its pytest died in)."""
+    with open(Path(out_dir) / JOURNAL, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"event": "record", **record}, default=json_default) + "\n")
+
+
+def write_json(path: Path, doc: dict) -> None:
+    """Atomically, readable by everyone (0644 under the usual umask, like every other file of the bundle)."""
+    atomic_write(path, json.dumps(doc, indent=1, default=json_default).encode())
+
+
+def json_default(obj):
     if isinstance(obj, (np.generic,)):
         return obj.item()
     if isinstance(obj, Path):

@@ -10,8 +10,12 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
+
+from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "xfail": "XFAIL", "skip": "skip", "error": "ERROR"}
@@ -19,12 +23,16 @@ STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "xfail": "XFAIL", "skip": "skip",
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qdq", description="Conformance harness for TensorRT Quantize/Dequantize layers")
+    p.add_argument("--version", action="version", version=f"qdq-harness {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run cases on backends, write the results bundle and print the matrix")
     run.add_argument("paths", nargs="*", type=Path, help="case files or folders (default: cases/)")
     run.add_argument("--backend", action="append", default=[], help="backend to run (repeatable; default: all)")
-    run.add_argument("--out", type=Path, default=Path("reports/latest"), help="bundle folder (default: reports/latest)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="bundle folder (default: reports/latest for a full run; reports/subset when paths, "
+                          "--backend, -k or --tier choose part of it)")
+    run.add_argument("--resume", action="store_true", help="continue the bundle in --out (items it records are kept)")
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
@@ -64,22 +72,67 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- run ------------------------------------------------------------------------------------------------------------
 
+FULL_RUN_OUT = Path("reports/latest")
+SUBSET_OUT = Path("reports/subset")
+MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
+
+
 def cmd_run(args) -> int:
-    import pytest
+    from . import bundle
+    from .pytest_plugin import out_dir_problem
 
     paths = args.paths or [Path("cases")]
-    missing = [p for p in paths if not p.exists()]
+    missing = [p for p in paths if not os.path.lexists(p)]
     if missing:
         print(f"qdq run: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return EXIT_USAGE
-    out = args.out
-    # A fresh bundle: stale outputs from an earlier run must not mix with this one.
-    # The driver cleans the Allure results (never --clean-alluredir: unsafe under xdist). history.jsonl stays.
-    for stale in ("outputs", "allure-results", "allure-report"):
-        shutil.rmtree(out / stale, ignore_errors=True)
-    (out / "results.json").unlink(missing_ok=True)
+    # A run of a few cases never replaces the full run's bundle and history unless --out says so.
+    subset = bool(args.paths or args.backend or args.keyword or args.tier != "quick")
+    out = args.out or (SUBSET_OUT if subset else FULL_RUN_OUT)
+    problem = out_dir_problem(out.resolve())
+    if problem:
+        print(f"qdq run: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        held = bundle.lock(out)  # held across resumes; the pytest processes are told it is held
+    except (bundle.BundleInUse, OSError) as exc:
+        print(f"qdq run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        if not args.resume:
+            # A fresh bundle: stale outputs of an earlier run must not mix with this one. history.jsonl stays.
+            # (The driver cleans the Allure results: --clean-alluredir is unsafe under xdist.)
+            for stale in ("outputs", "allure-results", "allure-report"):
+                shutil.rmtree(out / stale, ignore_errors=True)
+            for stale in ("results.json", bundle.JOURNAL):
+                (out / stale).unlink(missing_ok=True)
+        code, signalled = _run_pytest(_pytest_args(args, paths, out), out, paths, args.resume)
+    finally:
+        held.close()
+    if signalled:
+        print(f"qdq run: interrupted ({signal.Signals(signalled).name}); the bundle in {out} is partial", file=sys.stderr)
+        return 128 + signalled
+    if code in (4, 5):  # pytest: usage error, no tests collected
+        print("qdq run: " + ("no cases collected" if code == 5 else "usage error"), file=sys.stderr)
+        return EXIT_USAGE
+    results = out / "results.json"
+    if not results.exists():
+        return EXIT_FAILED
+    doc = bundle.load(out)
+    print()
+    print(render_matrix(doc))
+    for line in disagreement_lines(doc):
+        print(line)
+    print(f"\nbundle: {results}  summary: {out / 'summary.md'}")
+    if not args.no_report:
+        _generate(out, args.history_from)
+    failed = any(r["status"] in ("fail", "error") for r in doc["records"])
+    return EXIT_FAILED if failed or code != 0 else EXIT_OK
+
+
+def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
     pytest_args = [*map(str, paths), "--qdq-out", str(out), "--qdq-tier", args.tier, "-q", "--no-header", "-rfE",
-                   "-p", "no:cacheprovider"]
+                   "-p", "no:cacheprovider", "--qdq-lock-held"]
     if _has_allure_pytest():
         pytest_args += ["--alluredir", str(out / "allure-results")]
     for path in paths:  # any folder of case files can be run, named `cases` or not
@@ -94,24 +147,74 @@ def cmd_run(args) -> int:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
     if args.opset:
         os.environ["QDQ_ONNX_OPSET"] = str(args.opset)  # read by the ONNX backends, in every worker
-    code = pytest.main(pytest_args)
-    if code in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-        print("qdq run: " + ("no cases collected" if code == pytest.ExitCode.NO_TESTS_COLLECTED else "usage error"),
-              file=sys.stderr)
-        return EXIT_USAGE
-    results = out / "results.json"
-    if not results.exists():
-        return EXIT_FAILED
-    doc = json.loads(results.read_text())
-    print()
-    print(render_matrix(doc))
-    for line in disagreement_lines(doc):
-        print(line)
-    print(f"\nbundle: {results}  summary: {out / 'summary.md'}")
-    if not args.no_report:
-        _generate(out, args.history_from)
-    failed = any(r["status"] in ("fail", "error") for r in doc["records"])
-    return EXIT_FAILED if failed or code != pytest.ExitCode.OK else EXIT_OK
+    if args.resume:
+        pytest_args.append("--qdq-resume")
+    return pytest_args
+
+
+def _run_pytest(pytest_args: list[str], out: Path, paths: list[Path], resume: bool) -> tuple[int, int]:
+    """pytest in a child process, resumed after it dies: an item that kills the process (a segfault in a backend
+    running in process, the OOM killer) becomes that item's `error` record and the run goes on with the rest.
+    Ctrl-C and SIGTERM are passed on once and end the run. Returns (pytest's exit code, the signal that ended it)."""
+    from . import bundle
+
+    received: list[int] = []
+    child: subprocess.Popen | None = None
+
+    def forward(signum, frame):
+        received.append(signum)
+        if child is not None and child.poll() is None:
+            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for attempt in range(MAX_RESUMES + 1):
+            args = pytest_args + (["--qdq-resume"] if attempt and "--qdq-resume" not in pytest_args else [])
+            # Its own session: a Ctrl-C reaches it once, through `forward`; it dies with us (PR_SET_PDEATHSIG).
+            child = subprocess.Popen([sys.executable, "-m", "pytest", *args], start_new_session=True,
+                                     preexec_fn=_die_with_parent)
+            code = child.wait()
+            if received:
+                return code, received[0]
+            if code >= 0 or not (out / "results.json").exists():
+                return code, 0
+            lost = bundle.unfinished(out)
+            if not lost:
+                return 1, 0
+            how = f"the pytest process was killed by {signal.Signals(-code).name}"
+            print(f"qdq run: {how} while running {lost[0]}; recorded as an error, resuming", file=sys.stderr)
+            _record_lost(out, lost, how, paths)
+        return 1, 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _die_with_parent() -> None:
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: `kill -9 qdq` does not orphan the run
+    except Exception:
+        pass
+
+
+def _record_lost(out: Path, nodeids: list[str], how: str, paths: list[Path]) -> None:
+    """An error record (and an Allure result) for each item the dead process was running."""
+    from . import bundle
+    from .pytest_plugin import RunState, identify
+
+    state = RunState(backends=[], out_dir=out, root=None, tier="quick", is_worker=False,
+                     case_paths=[Path(os.path.abspath(p)) for p in paths])
+    for nodeid in nodeids:
+        case_id, backend = identify(nodeid, Path.cwd(), state)
+        message = f"{how} while running this item (a crash in a backend that runs in the pytest process)"
+        bundle.append_record(out, {"nodeid": nodeid, "case_id": case_id, "backend": backend, "status": "error",
+                                   "kind": "backend-crash", "reason": message, "metrics": {"traceback": message}})
+        if (out / "allure-results").is_dir():
+            from .report import write_crash_result
+
+            write_crash_result(out / "allure-results", nodeid, message)
 
 
 def _has_allure_pytest() -> bool:

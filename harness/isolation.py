@@ -1,10 +1,12 @@
-"""Crash isolation: backends marked `isolated = True` (the TensorRT family) build and run in a persistent worker
+"""Crash isolation: backends with `isolated = True` (the default; all but the pure-Python ones) build and run in a persistent worker
 process per backend, restarted after a crash. A segfault, a CUDA error that kills the process, or a hang past the
 timeout fails that case with status `error` and the worker's captured stderr; the run goes on.
 
-Protocol (no pickles): one JSON line per request on the worker's stdin, `{"op", "file", "root", "case_id"}`;
-one JSON line per answer on its stdout, arrays as base64 .npz (harness.bundle's encoding, loaded with
-allow_pickle=False).
+Protocol (no pickles), on two pipes of its own, never on file descriptors 0, 1 or 2: a backend's native code that
+writes to stdout cannot shift the answers. One JSON line per request `{"id", "op", "file", "root", "case_id"}`;
+one JSON line per answer carrying the request's `id` (an answer to another request is discarded, never taken for
+this one), arrays as base64 .npz (harness.bundle's encoding, loaded with allow_pickle=False). The worker's fds 1
+and 2 both go to a file whose tail becomes the crash report.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ STARTUP_TIMEOUT_S = 120.0  # importing the backend's libraries; not counted in a
 def timeout_for(backend) -> float:
     """QDQ_BACKEND_TIMEOUT (seconds) overrides a backend's own `timeout_s`."""
     env = os.environ.get("QDQ_BACKEND_TIMEOUT")
-    return float(env) if env else float(getattr(backend, "timeout_s", DEFAULT_TIMEOUT_S))
+    return float(env) if env else float(backend.timeout_s)
 
 
 def visible_gpus() -> list[str]:
@@ -60,17 +62,17 @@ def pinned_environment(worker_id: str | None = None) -> dict:
 def encode_arrays(arrays: dict[str, np.ndarray] | None) -> str | None:
     if arrays is None:
         return None
-    from .bundle import _encode_npz
+    from .bundle import encode_npz
 
-    return base64.b64encode(_encode_npz(arrays)).decode()
+    return base64.b64encode(encode_npz(arrays)).decode()
 
 
 def decode_arrays(text: str | None) -> dict[str, np.ndarray] | None:
     if text is None:
         return None
-    from .bundle import _decode_npz
+    from .bundle import decode_npz
 
-    return _decode_npz(base64.b64decode(text))
+    return decode_npz(base64.b64decode(text))
 
 
 class Worker:
@@ -80,13 +82,27 @@ class Worker:
         self.backend_name = backend_name
         self.process: subprocess.Popen | None = None
         self.stderr = None
+        self.requests = None  # our end of the request pipe
+        self.answers = None  # our end of the answer pipe
+        self.pending = b""  # bytes read past the last answer
+        self.next_id = 0
 
     def _start(self) -> None:
         self._release()
         self.stderr = tempfile.TemporaryFile()
-        self.process = subprocess.Popen([sys.executable, "-m", "harness.worker", self.backend_name],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr,
-                                        start_new_session=True, env=pinned_environment())
+        req_read, req_write = os.pipe()
+        ans_read, ans_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "harness.worker", self.backend_name, str(req_read), str(ans_write)],
+                stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, pass_fds=(req_read, ans_write),
+                start_new_session=True, env=pinned_environment())
+        finally:
+            os.close(req_read)
+            os.close(ans_write)
+        self.requests = os.fdopen(req_write, "wb")
+        self.answers = ans_read
+        self.pending = b""
 
     def _stderr_tail(self, limit: int = 4000) -> str:
         if self.stderr is None:
@@ -105,7 +121,7 @@ class Worker:
     def close(self) -> None:
         if self.process and self.process.poll() is None:
             try:
-                self.process.stdin.close()
+                self.requests.close()
                 self.process.wait(timeout=5)
             except Exception:
                 self._kill()
@@ -113,12 +129,15 @@ class Worker:
 
     def _release(self) -> None:
         """Close the pipes and the stderr file of the current (finished) process."""
-        if self.process is not None:
-            for stream in (self.process.stdin, self.process.stdout):
-                try:
-                    stream.close()
-                except Exception:
-                    pass
+        if self.requests is not None:
+            try:
+                self.requests.close()
+            except OSError:
+                pass
+            self.requests = None
+        if self.answers is not None:
+            os.close(self.answers)
+            self.answers = None
         if self.stderr is not None:
             self.stderr.close()
             self.stderr = None
@@ -128,22 +147,35 @@ class Worker:
         """The worker's answer, or {"crash": ...} when it died or hung (it is restarted on the next request)."""
         if self.process is None or self.process.poll() is not None:
             self._start()
-            ready = self._read_line(case, STARTUP_TIMEOUT_S, "starting")
+            ready = self._read_answer(None, STARTUP_TIMEOUT_S, "starting")
             if "crash" in ready:
                 return ready
-        line = json.dumps({"op": op, "file": str(case.file), "root": str(case.root), "case_id": case.id}) + "\n"
+        self.next_id += 1
+        request_id = self.next_id
+        line = json.dumps({"id": request_id, "op": op, "file": str(case.file), "root": str(case.root),
+                           "case_id": case.id}) + "\n"
         try:
-            self.process.stdin.write(line.encode())
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            pass
-        return self._read_line(case, timeout, "running " + case.id)
+            self.requests.write(line.encode())
+            self.requests.flush()
+        except (BrokenPipeError, OSError):
+            pass  # it died: the read below reports how
+        return self._read_answer(request_id, timeout, "running " + case.id)
 
-    def _read_line(self, case: Case, timeout: float, doing: str) -> dict:
+    def _read_answer(self, request_id: int | None, timeout: float, doing: str) -> dict:
+        """The next answer tagged `request_id` (None: the ready line). Chunks are kept in a list and joined once:
+        a large answer costs linear time."""
         deadline = time.monotonic() + timeout
-        buf = b""
-        out = self.process.stdout
+        chunks = [self.pending] if self.pending else []
         while True:
+            joined = b"".join(chunks)
+            while b"\n" in joined:
+                line, joined = joined.split(b"\n", 1)
+                answer = _parse(line)
+                if answer is not None and answer.get("id") == request_id:
+                    self.pending = joined
+                    answer.pop("id", None)
+                    return answer
+            chunks = [joined] if joined else []
             left = deadline - time.monotonic()
             if left <= 0:
                 self._kill()
@@ -151,19 +183,33 @@ class Worker:
                          f"{self._stderr_tail()}")
                 self._release()
                 return {"crash": crash}
-            ready, _, _ = select.select([out], [], [], min(left, 1.0))
+            ready, _, _ = select.select([self.answers], [], [], min(left, 1.0))
             if not ready:
                 continue
-            chunk = os.read(out.fileno(), 1 << 20)
+            chunk = os.read(self.answers, 1 << 20)
             if not chunk:
                 code = self.process.wait()
                 how = f"killed by signal {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
                 crash = f"{self.backend_name} worker {how} while {doing}.\n{self._stderr_tail()}"
                 self._release()
                 return {"crash": crash}
-            buf += chunk
-            if buf.endswith(b"\n"):
-                return json.loads(buf)
+            while b"\n" not in chunk:  # read the rest of a long line without re-scanning what is read
+                chunks.append(chunk)
+                ready, _, _ = select.select([self.answers], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    break
+                chunk = os.read(self.answers, 1 << 20)
+                if not chunk:
+                    break
+            chunks.append(chunk)
+
+
+def _parse(line: bytes) -> dict | None:
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
 
 
 def _signal_name(number: int) -> str:

@@ -13,8 +13,12 @@ xdist workers, through `user_properties`), pytest_sessionfinish (the bundle is c
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import signal
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,8 +29,9 @@ from . import bundle as bundle_mod
 from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .case import Case
 from .execute import Outcome, execute
-from .isolation import WorkerPool
+from .isolation import WorkerPool, timeout_for
 from .verdict import Verdict, judge, make
+from .watchdog import BackendTimeout, deadline
 from .yamlread import read_bytes
 
 RECORD_KEY = "qdq_record"
@@ -41,6 +46,7 @@ class RunState:
     tier: str
     is_worker: bool
     case_paths: list[Path] = field(default_factory=list)  # folders/files of cases not under a folder named `cases`
+    lock: object = None  # the open file holding the bundle folder's flock
     writer: bundle_mod.BundleWriter | None = None
     outcomes: dict[str, dict[str, tuple[str | None, Outcome]]] = field(default_factory=dict)  # case id -> backend -> (version, outcome)
     references: dict[str, Outcome] = field(default_factory=dict)
@@ -48,20 +54,33 @@ class RunState:
 
     def execute(self, name: str, case: Case) -> Outcome:
         backend = backends_mod.instance(name)
-        if getattr(backend, "isolated", False):
+        if backend.isolated:
             return self.workers.execute(name, backend, case)
-        return execute(backend, case)
+        return self._in_process(name, backend, case, lambda: execute(backend, case))
 
     def skip_reason(self, name: str, case: Case) -> str | None:
         backend = backends_mod.instance(name)
-        if getattr(backend, "isolated", False):
+        if backend.isolated:
             return self.workers.skip_reason(name, backend, case)
-        return backend.skip_reason(case)
+        try:
+            with deadline(timeout_for(backend), f"{name} (in the pytest process) checking {case.id}"):
+                return backend.skip_reason(case)
+        except (Exception, BackendTimeout):
+            return None  # its run meets (and reports) the same problem
+
+    @staticmethod
+    def _in_process(name: str, backend, case: Case, call) -> Outcome:
+        start = time.perf_counter()
+        try:
+            with deadline(timeout_for(backend), f"{name} (in the pytest process) running {case.id}"):
+                return call()
+        except BackendTimeout as exc:
+            return Outcome(crash=str(exc), seconds=time.perf_counter() - start)
 
     def reference(self, case: Case) -> Outcome:
         """The numpy reference's outcome for a case, computed once per worker."""
         if case.id not in self.references:
-            self.references[case.id] = execute(backends_mod.instance("numpy"), case)
+            self.references[case.id] = self.execute("numpy", case)
         return self.references[case.id]
 
 
@@ -80,6 +99,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "passes every path it is given)")
     group.addoption("--qdq-tier", default="quick", choices=("quick", "full"),
                     help="quick: CI's cases; full: also cases marked `tier: full` (nightly)")
+    group.addoption("--qdq-resume", action="store_true",
+                    help="continue the bundle in --qdq-out: items it already records are not run again")
+    group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -96,14 +118,67 @@ def pytest_configure(config: pytest.Config) -> None:
                      case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")])
     config.stash[STATE] = state
     if state.out_dir and not state.is_worker:
-        state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends))
+        problem = out_dir_problem(state.out_dir)
+        if problem:
+            raise pytest.UsageError(problem)
+        if not config.getoption("--qdq-lock-held"):
+            try:
+                state.lock = bundle_mod.lock(state.out_dir)
+            except bundle_mod.BundleInUse as exc:
+                raise pytest.UsageError(str(exc)) from None
+        state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends),
+                                               resume=config.getoption("--qdq-resume"))
         config.pluginmanager.register(BundleReporter(state.writer, config), "qdq-bundle")
+        _terminate_like_interrupt()
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """Why a bundle cannot be written to `out` (one line), or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        return f"--out {out}: {probe} is not writable"
+    return None
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM (a CI timeout, `kill`) ends the run as Ctrl-C does: the bundle is completed as partial."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, on_term)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """With --qdq-resume, items the bundle already records are deselected (only on the controller: workers have no
+    writer and receive what the controller schedules)."""
+    state = config.stash.get(STATE, None)
+    if state is None or state.writer is None or not config.getoption("--qdq-resume"):
+        return
+    done = state.writer.recorded()
+    keep = [item for item in items if _stable(item.nodeid) not in done]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if _stable(item.nodeid) in done])
+        items[:] = keep
+
+
+def _stable(nodeid: str) -> str:
+    """The node id without the `@group` suffix xdist's loadgroup appends: the same with and without `-n`."""
+    return nodeid.split("@")[0] if "]@" in nodeid else nodeid
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
         state.workers.close()
+        if state.lock is not None:
+            state.lock.close()
 
 
 def describe_backends(names: list[str]) -> dict[str, dict]:
@@ -192,6 +267,20 @@ def _local_name(case: Case) -> str:
     return local
 
 
+def identify(nodeid: str, rootdir: Path, state: RunState) -> tuple[str, str | None]:
+    """(case id, backend) of an item known only by its node id (an item whose process died before it could say):
+    its file is loaded again and the item name matched. Falls back to the file's path when nothing matches."""
+    file_part, _, name = _stable(nodeid).partition("::")
+    backend = name.rsplit("[", 1)[-1].rstrip("]") if name.endswith("]") else None
+    local = name.rsplit("[", 1)[0]
+    path = rootdir / file_part
+    cases, _ = check_file(path, root_for(path, state))
+    for case in cases:
+        if _local_name(case) == local:
+            return case.id, backend
+    return file_part, backend
+
+
 class CaseFile(pytest.File):
     def collect(self):
         state = self.config.stash[STATE]
@@ -223,15 +312,14 @@ def _allure_active(config: pytest.Config) -> bool:
 class _QdqItem(pytest.Item):
     def _record(self, verdict: Verdict, **extra) -> None:
         self.user_properties.append((RECORD_KEY, json.dumps({**self._record_base(), **verdict.as_dict(), **extra},
-                                                            default=bundle_mod._json_default)))
+                                                            default=bundle_mod.json_default)))
 
     def _record_base(self) -> dict:
         return {"nodeid": self.stable_nodeid}
 
     @property
     def stable_nodeid(self) -> str:
-        """The node id without the `@group` suffix xdist's loadgroup appends: the same with and without `-n`."""
-        return self.nodeid.split("@")[0] if "]@" in self.nodeid else self.nodeid
+        return _stable(self.nodeid)
 
     def _conclude(self, verdict: Verdict) -> None:
         if verdict.status == "pass":
@@ -386,6 +474,9 @@ class BundleReporter:
         self.writer = writer
         self.config = config
 
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
+        self.writer.started(_stable(nodeid))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         records = [json.loads(v) for k, v in report.user_properties if k == RECORD_KEY]
         if report.when == "call":
@@ -393,9 +484,9 @@ class BundleReporter:
                 self.writer.add(record)
         if report.failed and not records and report.when != "teardown":  # xdist reports a crash with when="???"
             # No record: the item died before writing one (an xdist worker crash, a setup error).
-            nodeid = report.nodeid.split("@")[0] if "]@" in report.nodeid else report.nodeid
-            backend = nodeid.rsplit("[", 1)[-1].rstrip("]") if nodeid.endswith("]") else None
-            self.writer.add({"nodeid": nodeid, "case_id": nodeid.split("::")[0], "backend": backend,
+            nodeid = _stable(report.nodeid)
+            case_id, backend = identify(nodeid, self.config.rootpath, self.config.stash[STATE])
+            self.writer.add({"nodeid": nodeid, "case_id": case_id, "backend": backend,
                              "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],
                              "metrics": {}})
             if _allure_active(self.config) and getattr(report, "node", None) is not None:

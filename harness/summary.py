@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .bundle import _atomic_write
+from .bundle import atomic_write
 
 MARK = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "skip": "skip", "error": "**ERROR**"}
 COLOUR = {"pass": "#d8f0d8", "fail": "#f5c6c6", "xfail": "#fbeec0", "skip": "#e8e8e8", "error": "#e8b0e8"}
@@ -82,5 +82,5 @@ def to_html(doc: dict) -> str:
 
 
 def write(out_dir: Path, doc: dict) -> None:
-    _atomic_write(Path(out_dir) / "summary.md", markdown(doc).encode())
-    _atomic_write(Path(out_dir) / "summary.html", to_html(doc).encode())
+    atomic_write(Path(out_dir) / "summary.md", markdown(doc).encode())
+    atomic_write(Path(out_dir) / "summary.html", to_html(doc).encode())

@@ -1,9 +1,12 @@
-"""`python -m harness.worker BACKEND`: the persistent worker process of harness/isolation.py. Reads one JSON
-request per line, answers one JSON line; a crash here kills only this process."""
+"""`python -m harness.worker BACKEND REQUEST_FD ANSWER_FD`: the persistent worker process of harness/isolation.py.
+Reads one JSON request per line from REQUEST_FD, answers one JSON line (tagged with the request's id) on ANSWER_FD;
+file descriptors 1 and 2 are the crash log, so whatever a backend's native code prints cannot reach the protocol.
+A crash here kills only this process."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,13 +17,20 @@ from .isolation import answer_for
 
 
 def main() -> None:
-    backend = instance(sys.argv[1])
+    backend_name, request_fd, answer_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    os.dup2(2, 1)  # fd 1 (native printf) goes where stderr goes: the crash log, never the protocol
+    sys.stdout = sys.stderr
+    requests = os.fdopen(request_fd, "rb")
+    answers = os.fdopen(answer_fd, "wb")
+
+    def send(answer: dict) -> None:
+        answers.write(json.dumps(answer).encode() + b"\n")
+        answers.flush()
+
+    backend = instance(backend_name)
     cases: dict[tuple[str, str], dict] = {}
-    out = sys.stdout
-    sys.stdout = sys.stderr  # anything a backend prints must not corrupt the protocol
-    out.write(json.dumps({"ready": True}) + "\n")  # started: request timeouts count from here
-    out.flush()
-    for line in sys.stdin:
+    send({"id": None, "ready": True})  # started: request timeouts count from here
+    for line in requests:
         request = json.loads(line)
         key = (request["file"], request["root"])
         if key not in cases:
@@ -30,8 +40,7 @@ def main() -> None:
             answer = {"skip_reason": backend.skip_reason(case)}
         else:
             answer = answer_for(execute(backend, case))
-        out.write(json.dumps(answer) + "\n")
-        out.flush()
+        send({"id": request["id"], **answer})
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ class OnnxReferenceBackend(Backend):
     name = "onnx-reference"
     product = "onnx.reference.ReferenceEvaluator (the ONNX specification's Python reference)"
     description = "the case as an ONNX model, run by ONNX's reference evaluator; no oracle for errors or NaN/Inf"
+    isolated = False  # pure Python: in the pytest process (with the same timeout)
 
     def availability(self) -> Availability:
         try:

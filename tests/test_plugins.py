@@ -150,6 +150,7 @@ from harness.backend import Availability, Backend
 class InProcessSegfault(Backend):
     name = "inprocess-segfault"
     product = description = "a test backend that segfaults inside the pytest worker itself (not isolated)"
+    isolated = False
 
     def availability(self):
         return Availability(True, "0.1", "")
