@@ -9,12 +9,15 @@ tests skip with that reason.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,6 +47,15 @@ def _stub_libraries(so: Path, out: Path) -> None:
                        check=True, capture_output=True)
 
 
+@contextmanager
+def _exclusive(folder: Path):
+    """One process at a time prepares a version (pytest-xdist workers share the cache; a cold cache once raced)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def _prepare(version: str) -> tuple[Path, Path]:
     if version == "8.6.1" and sys.version_info[:2] != (3, 11):
         pytest.skip("tensorrt-bindings 8.6.1 exists for CPython 3.11 only")
@@ -52,22 +64,28 @@ def _prepare(version: str) -> tuple[Path, Path]:
             pytest.skip(f"{tool} is not installed (binutils/gcc build the link stubs)")
     folder = CACHE / version
     bindings, stubs = folder / "site", folder / "stubs"
-    if not (bindings / "tensorrt_bindings").exists():
-        wheels = folder / "wheels"
-        wheels.mkdir(parents=True, exist_ok=True)
-        got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                              "-d", str(wheels), VERSIONS[version]], capture_output=True, text=True, timeout=300)
-        files = list(wheels.glob("*.whl"))
-        if got.returncode != 0 or not files:
-            pytest.skip(f"cannot download {VERSIONS[version]} from the package index: {got.stderr.strip()[-300:]}")
-        with zipfile.ZipFile(files[0]) as z:
-            z.extractall(bindings)
-    if not stubs.exists():
-        tmp = folder / "stubs.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        _stub_libraries(next((bindings / "tensorrt_bindings").glob("tensorrt*.so")), tmp)
-        tmp.rename(stubs)
+    with _exclusive(folder):
+        if not (bindings / "tensorrt_bindings").exists():
+            work = Path(tempfile.mkdtemp(dir=folder, prefix="download."))
+            try:
+                got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
+                                      "-d", str(work), VERSIONS[version]], capture_output=True, text=True, timeout=300)
+                files = list(work.glob("*.whl"))
+                if got.returncode != 0 or not files:
+                    pytest.skip(f"cannot download {VERSIONS[version]} from the package index: {got.stderr.strip()[-300:]}")
+                with zipfile.ZipFile(files[0]) as z:
+                    z.extractall(work / "site")
+                shutil.rmtree(bindings, ignore_errors=True)
+                (work / "site").rename(bindings)  # complete or absent, never half extracted
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        if not stubs.exists():
+            work = Path(tempfile.mkdtemp(dir=folder, prefix="stubs."))
+            try:
+                _stub_libraries(next((bindings / "tensorrt_bindings").glob("tensorrt*.so")), work)
+                work.rename(stubs)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
     return bindings, stubs
 
 
