@@ -53,13 +53,37 @@ class _Runner(Runner):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         fetch = [self.readouts.get(name, name) for name in self.case.outputs]
         try:
-            results = dict(zip(fetch, self.session.run(fetch, feeds)))
+            results = dict(zip(fetch, self.session.run(fetch, {k: ort_feed(v) for k, v in feeds.items()})))
         except Exception as exc:
             raise QdqError(categorize(str(exc), "run"), str(exc).splitlines()[0], native=str(exc), phase="run") from None
         return {name: read_output(name, results, self.case, self.readouts) for name in self.case.outputs}
 
     def deactivate(self) -> None:
         self.session = None
+
+
+def ort_feed(value: np.ndarray):
+    """A network input as ONNX Runtime takes it: numpy's own types as they are; FP8 and BF16 (ml_dtypes, one or two
+    bytes per element) as an OrtValue of the matching ONNX type over the same bytes. INT4/FP4 never get here
+    (`unfeedable`): ORT packs them two per byte, and reinterpreting one byte per element would feed wrong values."""
+    t = dtypes.dtype_of(np.asarray(value))
+    if t.numpy_native:
+        return value
+    import onnxruntime as ort
+
+    from harness.onnx_export import ONNX_TYPES
+
+    raw = np.ascontiguousarray(value).view(np.dtype(f"u{value.dtype.itemsize}"))
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(raw, ONNX_TYPES[t.name])
+
+
+def unfeedable(case: Case) -> str | None:
+    """Why ONNX Runtime's Python API cannot take one of the case's network inputs, or None."""
+    for layer in case.network:
+        if layer.op == "input" and dtypes.dtype(layer.output_type).bits < 8:
+            return (f"input {layer.name!r} is {layer.output_type}: ONNX Runtime's Python API cannot feed it "
+                    "(its OrtValue from numpy takes whole bytes per element; ORT stores 4-bit types packed)")
+    return None
 
 
 def read_output(name: str, results: dict, case: Case, readouts: dict[str, str]) -> np.ndarray:
@@ -95,6 +119,9 @@ class OnnxRuntimeBackend(Backend):
         return Availability(True, ort.__version__, "")
 
     def skip_reason(self, case: Case) -> str | None:
+        reason = unfeedable(case)
+        if reason:
+            return reason
         if self._twins is None:
             self._twins = TwinProbe(f"{self.name} (CPU)", self.availability().version, self._run_twin)
         return self._twins.skip_reason(case)
