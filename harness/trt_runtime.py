@@ -72,7 +72,11 @@ class EngineRunner:
         runtime = self.trt.Runtime(self.logger)
         self.engine = runtime.deserialize_cuda_engine(self.plan)
         if self.engine is None:
-            raise QdqError("runtime-failed", "deserialize_cuda_engine returned None", phase="run")
+            # The runtime says why in its log (e.g. TensorRT-RTX on a GPU it does not support): keep its words.
+            logged = [m for _, m in getattr(self.logger, "messages", [])]
+            native = "\n".join(logged) or "deserialize_cuda_engine returned None"
+            raise QdqError("runtime-failed", f"deserialize_cuda_engine returned None: {native.splitlines()[0]}",
+                           native=native, phase="run")
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
 

@@ -9,20 +9,42 @@ a skip "engine built, no GPU to run it". Its verdicts are never TensorRT's, and 
 
 from __future__ import annotations
 
+import re
+
 from harness.backend import Availability, Runner
 from harness.case import Case
-from harness.errors import BuiltNotRun
+from harness.errors import BuiltNotRun, QdqError
 from harness.trt_runtime import gpu_status
 from plugins.tensorrt_backend import TensorRTBackend, TrtRunner
 
+# What TensorRT-RTX 1.7 logs when the GPU's compute capability is not one it supports (measured on an H100:
+# "The engine cannot run on this GPU, which has compute capability 9.0. Supported compute capabilities: ...").
+_UNSUPPORTED_GPU = re.compile(r"cannot run on this GPU|does not support this compute capability")
+
 
 class _BuildOnlyRunner(TrtRunner):
+    """Runs the engine where the GPU allows; else the case is a build verdict (BuiltNotRun) with the reason."""
+
+    def __init__(self, api, built, backend: "TensorRTRTXBackend"):
+        super().__init__(api, built)
+        self.backend = backend
+
     def activate(self) -> None:
+        built = f"engine built ({len(self.built.plan)} bytes, {self.built.typing}ly typed)"
         usable, why = gpu_status()
         if not usable:
-            raise BuiltNotRun(f"engine built ({len(self.built.plan)} bytes, {self.built.typing}ly typed), "
-                              f"no GPU to run it ({why})")
-        super().activate()
+            raise BuiltNotRun(f"{built}, no GPU to run it ({why})")
+        if self.backend.unsupported_gpu:  # decided once per process, on the first engine
+            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}")
+        try:
+            super().activate()
+        except QdqError as exc:
+            if not _UNSUPPORTED_GPU.search(exc.native):
+                raise
+            cc = self.backend.details().get("compute_capability", "unknown")
+            self.backend.unsupported_gpu = (f"this GPU (compute capability {cc}) cannot run TensorRT-RTX engines; "
+                                            f"NVIDIA's runtime: {exc.native.strip()}")
+            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}") from None
 
 
 class TensorRTRTXBackend(TensorRTBackend):
@@ -38,5 +60,9 @@ class TensorRTRTXBackend(TensorRTBackend):
             return Availability(False, None, "module missing: tensorrt_rtx (pip install 'qdq-harness[rtx]')")
         return a
 
+    def __init__(self):
+        super().__init__()
+        self.unsupported_gpu: str | None = None  # NVIDIA's refusal of this GPU, once seen
+
     def load(self, case: Case) -> Runner:
-        return _BuildOnlyRunner(self.api(), self.build(case))
+        return _BuildOnlyRunner(self.api(), self.build(case), self)

@@ -72,3 +72,67 @@ def test_repro_script_runs_to_build_serialized_network(tmp_path):
     run_qdq("repro", "docs/s3-zero-point", "--backend", "tensorrt-rtx", "-o", str(refused))
     run = subprocess.run([sys.executable, str(refused)], capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "aren't all zeros" in run.stdout + run.stderr
+
+
+# What TensorRT-RTX 1.7.1 logged on an H100 (shared/notes/tensorrt-rtx.md), fed through a runtime whose
+# deserialize_cuda_engine answers as it did there: None, with this message in the log.
+HOPPER_REFUSAL = ("IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine cannot run on this GPU, "
+                  "which has compute capability 9.0. Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0. "
+                  "TensorRT-RTX does not support this compute capability, so the engine cannot be rebuilt for it.)")
+
+
+class _HopperCuda:
+    """cuda.bindings.runtime as a Hopper machine answers the calls the backend makes before deserializing."""
+
+    class _Props:
+        name, major, minor = b"NVIDIA H100 80GB HBM3", 9, 0
+
+    def cudaRuntimeGetVersion(self):
+        return 0, 12090
+
+    def cudaDriverGetVersion(self):
+        return 0, 13000
+
+    def cudaGetDeviceCount(self):
+        return 0, 1
+
+    def cudaGetDeviceProperties(self, index):
+        return 0, self._Props()
+
+
+def test_a_gpu_rtx_refuses_makes_value_cases_skips_naming_its_compute_capability(monkeypatch):
+    import harness.trt_runtime as trt_runtime
+    import plugins.tensorrt_rtx_backend as rtx_mod
+    from harness.caseload import load_file
+    from harness.execute import execute
+    from harness.verdict import judge
+
+    calls = []
+
+    class HopperRuntime:
+        def __init__(self, logger):
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, plan):
+            calls.append(len(plan))
+            self.logger.log(trt_rtx.ILogger.Severity.ERROR, HOPPER_REFUSAL)
+            return None
+
+    class RtxOnHopper:  # the real module (its real builder), with the runtime answering as on an H100
+        Runtime = HopperRuntime
+
+        def __getattr__(self, name):
+            return getattr(trt_rtx, name)
+
+    monkeypatch.setattr(rtx_mod.TensorRTRTXBackend, "module", lambda self: RtxOnHopper())
+    monkeypatch.setattr(rtx_mod, "gpu_status", lambda: (True, ""))
+    monkeypatch.setattr(trt_runtime, "cuda_runtime", lambda: _HopperCuda())
+    backend = rtx_mod.TensorRTRTXBackend()
+    for rel in ("docs/s1-per-tensor-int8.yaml", "docs/s2-per-channel-axis1.yaml"):
+        (case,) = load_file(REPO / "cases" / rel, REPO / "cases")
+        outcome = execute(backend, case)
+        verdict = judge(case, backend.name, trt_rtx.__version__, outcome)
+        assert verdict.status == "skip", verdict
+        assert "compute capability 9.0" in verdict.reason and "Supported compute capabilities: 8.0 8.6" in verdict.reason
+        assert verdict.reason.startswith("engine built (")
+    assert len(calls) == 1  # decided once: the second case did not try again
