@@ -51,13 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("backends", help="list the backends found, their versions, and why any is unavailable")
 
     exp = sub.add_parser("export", help="write a case as an ONNX model, with its inputs as .npy beside it")
-    exp.add_argument("case", help="case id, e.g. docs/s1-per-tensor-int8")
+    exp.add_argument("case", help="case id (docs/s1-per-tensor-int8) or case file (cases/docs/s1-per-tensor-int8.yaml)")
     exp.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the lowest that expresses the case)")
     exp.add_argument("--cases", type=Path, default=Path("cases"), help="cases root (default: cases/)")
 
     rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
-    rep.add_argument("case", help="case id")
+    rep.add_argument("case", help="case id or case file path (FILE::name for a file of several cases)")
     rep.add_argument("--backend", required=True)
     rep.add_argument("-o", "--output", type=Path, default=None, help="script path (default: print it)")
     rep.add_argument("--cases", type=Path, default=Path("cases"))
@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
     # A run of a few cases never replaces the full run's bundle and history unless --out says so.
     subset = bool(args.paths or args.backend or args.keyword or args.tier != "quick")
     out = args.out or (SUBSET_OUT if subset else FULL_RUN_OUT)
-    problem = out_dir_problem(out.resolve())
+    problem = _check_opset(args.opset) or out_dir_problem(out.resolve())
     if problem:
         print(f"qdq run: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -316,43 +316,78 @@ def cmd_backends(args) -> int:
 
 # --- export / repro -------------------------------------------------------------------------------------------------
 
-def find_case(case_id: str, root: Path):
-    from .caseload import CASE_SUFFIXES, CaseFileError, load_file
+def find_case(spec: str, root: Path):
+    """A case by id (`docs/s1-per-tensor-int8`, `rules/axis::bad::axis=4`) under `root`, or by file path
+    (`cases/docs/s1.yaml`, `path/file.yaml::name` for a file of several cases). Exits with a one-line message."""
+    from .caseload import CASE_SUFFIXES, check_file, find_root
 
-    file_part = case_id.split("::")[0]
-    for suffix in CASE_SUFFIXES:
-        path = root / f"{file_part}{suffix}"
-        if path.exists():
-            try:
-                cases = load_file(path, root)
-            except CaseFileError as exc:
-                raise SystemExit(f"qdq: {exc}") from None
-            for case in cases:
-                if case.id == case_id:
-                    return case
-            raise SystemExit(f"qdq: {path} holds no case {case_id!r}; it holds: {', '.join(c.id for c in cases)}")
-    raise SystemExit(f"qdq: no case file for {case_id!r} under {root}")
+    file_part, sep, rest = spec.partition("::")
+    as_path = Path(file_part)
+    if as_path.suffix in CASE_SUFFIXES and as_path.is_file():
+        path, case_root = as_path, find_root(as_path)
+    else:
+        path = next((root / f"{file_part}{sfx}" for sfx in CASE_SUFFIXES if (root / f"{file_part}{sfx}").is_file()), None)
+        case_root = root
+        if path is None:
+            raise SystemExit(f"qdq: no case file for {spec!r} under {root} (give a case id or a path to a .yaml file)")
+    cases, errors = check_file(path, case_root)
+    if errors:
+        raise SystemExit("qdq: " + "\n".join(str(e) for e in errors))
+    if not sep and len(cases) == 1:
+        return cases[0]
+    wanted = [c for c in cases if sep and (c.id.split("::", 1)[-1] == rest or c.id == f"{c.id.split('::')[0]}::{rest}")]
+    if len(wanted) == 1:
+        return wanted[0]
+    raise SystemExit(f"qdq: {path} holds {len(cases)} cases; name one: {', '.join(c.id for c in cases)}")
+
+
+def _check_opset(opset: int | None) -> str | None:
+    """Why an --opset cannot be used, or None: QuantizeLinear/DequantizeLinear as the translator writes them need
+    13 or newer, and the installed onnx knows up to its own newest."""
+    if opset is None:
+        return None
+    try:
+        import onnx
+
+        newest = onnx.defs.onnx_opset_version()
+    except ImportError:
+        newest = None
+    if opset < 13 or (newest is not None and opset > newest):
+        return f"--opset {opset} is outside the opsets the ONNX translator supports (13 to {newest or 'the newest'})"
+    return None
 
 
 def cmd_export(args) -> int:
     import numpy as np
 
     from .execute import make_inputs
-    from .onnx_export import check, export
+    from .onnx_export import check, export, minimum_opset
 
+    problem = _check_opset(args.opset)
+    if problem:
+        print(f"qdq export: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     case = find_case(args.case, args.cases)
+    if args.opset and args.opset < minimum_opset(case):
+        print(f"qdq export: {case.id} needs opset {minimum_opset(case)} or newer to express its Q/DQ layers "
+              f"(asked for {args.opset})", file=sys.stderr)
+        return EXIT_USAGE
     exported = export(case, args.opset)
     try:
         check(exported.model)
-        verdict = "passes onnx.checker (full_check)"
     except Exception as exc:
-        verdict = f"FAILS onnx.checker: {str(exc).splitlines()[0]}"
+        print(f"qdq export: the model of {case.id} (opset {exported.opset}) fails onnx.checker: "
+              f"{str(exc).splitlines()[0]}; nothing written", file=sys.stderr)
+        return EXIT_FAILED
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_bytes(exported.model.SerializeToString())
+    # Inputs carry the model's name: two exports into one folder never overwrite each other's inputs.
+    written = []
     for name, value in make_inputs(case).items():
-        np.save(args.output.parent / f"{name}.npy", value, allow_pickle=False)
-    print(f"{args.output}: opset {exported.opset}, {verdict}; inputs: "
-          f"{', '.join(f'{n}.npy' for n in case.inputs) or 'none'}")
+        target = args.output.parent / f"{args.output.stem}.{name}.npy"
+        np.save(target, value, allow_pickle=False)
+        written.append(target.name)
+    print(f"{args.output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: {', '.join(written) or 'none'}")
     return EXIT_OK
 
 

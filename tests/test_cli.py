@@ -141,7 +141,7 @@ def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harn
         "import numpy as np, onnxruntime as ort, pathlib, sys\n"
         "d = pathlib.Path(__file__).parent\n"
         "s = ort.InferenceSession(str(d / 'model.onnx'), providers=['CPUExecutionProvider'])\n"
-        "feeds = {i.name: np.load(d / f'{i.name}.npy', allow_pickle=False) for i in s.get_inputs()}\n"
+        "feeds = {i.name: np.load(d / f'model.{i.name}.npy', allow_pickle=False) for i in s.get_inputs()}\n"
         "np.save(d / 'y.npy', s.run(['y'], feeds)[0], allow_pickle=False)\n")
     plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0, plain.stderr
@@ -152,3 +152,29 @@ def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harn
         assert got[0, 1, 2, 0] == 64  # ORT divides: 64 where TensorRT's cookbook prints 63
     if case_id == "docs/s3-zero-point":
         assert got[0, 0, 0, :3].tolist() == [-60, -54, -47]  # ORT applies the zero point
+
+
+def test_export_refuses_an_opset_it_cannot_write_and_never_overwrites_another_models_inputs(tmp_path):
+    bad = run_qdq("export", "docs/s1-per-tensor-int8", "-o", str(tmp_path / "a.onnx"), "--opset", "10")
+    assert bad.returncode == 2 and "--opset 10" in bad.stderr and not (tmp_path / "a.onnx").exists()
+    too_low = run_qdq("export", "docs/s5-block-int4", "-o", str(tmp_path / "b.onnx"), "--opset", "13")
+    assert too_low.returncode == 2 and "needs opset 21" in too_low.stderr
+    for name, case in (("a", "docs/s1-per-tensor-int8"), ("c", "cases/docs/s4-operator-example.yaml")):
+        assert run_qdq("export", case, "-o", str(tmp_path / f"{name}.onnx")).returncode == 0
+    a = np.load(tmp_path / "a.inputT0.npy", allow_pickle=False)
+    c = np.load(tmp_path / "c.x.npy", allow_pickle=False) if (tmp_path / "c.x.npy").exists() else None
+    assert a.shape == (1, 3, 4, 5) and a.reshape(-1)[30] == 30  # s1's arange, untouched by the second export
+    assert c is None or c.shape != a.shape
+
+
+def test_repro_takes_a_file_path_and_names_what_the_script_imports():
+    by_file = run_qdq("repro", "cases/rules/zero-point.yaml::zeros", "--backend", "onnxruntime")
+    assert by_file.returncode == 0
+    assert "needs ml_dtypes, numpy, onnx, onnxruntime, nothing of qdq-harness" in by_file.stdout
+    several = run_qdq("repro", "cases/rules/zero-point.yaml", "--backend", "numpy")
+    assert several.returncode != 0 and "name one" in several.stderr and "Traceback" not in several.stderr
+
+
+def test_the_polygraphy_check_fails_any_element_outside_the_tolerance():
+    script = run_qdq("repro", "docs/s1-per-tensor-int8", "--backend", "tensorrt-onnx").stdout
+    assert "--check-error-stat elemwise --atol 0 --rtol 0" in script and "median" not in script
