@@ -113,7 +113,7 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
             (declared if reasons else undeclared).append(text + (f" [declared: {reasons[0]}]" if reasons else ""))
     if undeclared:
         return make("cross-backend-disagreement", "; ".join(undeclared)), diffs
-    summary = f"{len(produced)} backends, {len(diffs)} comparisons"
+    summary = f"{len(produced)} backends, {len(diffs)} comparison{'s' if len(diffs) != 1 else ''}"
     if declared:
         return make("pass", f"{summary}; declared disagreements: " + "; ".join(declared)), diffs
     return make("pass", f"{summary}, all agree"), diffs

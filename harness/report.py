@@ -31,13 +31,19 @@ SMALL = 256  # tensors up to this many elements are attached as full CSV tables
 _GA = re.compile(r'<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>\s*'
                  r'<script>\s*window\.dataLayer.*?</script>', re.S)
 
-# Allure statuses our verdict statuses become (pytest xfail/skip -> "skipped", AssertionError -> "failed").
-_ALLURE_STATUS = {"fail": "failed", "error": "broken", "xfail": "skipped", "skip": "skipped"}
+# Allure statuses our verdict statuses become. pytest reports a declared deviation as xfail, which allure-pytest
+# writes as "skipped"; `mark_declared_deviations` makes it "unknown" so a known deviation never looks like a
+# backend that did not run (Allure shows "unknown" as its own colour, and the categories name it).
+_ALLURE_STATUS = {"fail": "failed", "error": "broken", "xfail": "unknown", "skip": "skipped"}
 _SKIP_CATEGORIES = [
     ("skipped: backend unavailable", r"unavailable: "),
+    ("skipped: GPU that cannot run the engine", r"cannot run TensorRT-RTX engines"),
     ("skipped: engine built, no GPU to run it", r"engine built"),
-    ("skipped: feature the backend lacks", r"even in a valid twin"),
+    ("skipped: feature the backend lacks", r"even in a valid twin|cannot feed"),
     ("skipped: version requirement", r"needs \S+ [<>=!~]"),
+    ("skipped: tier or data limit", r"inputs not materialised|refusing to materialise"),
+    ("skipped: fewer than two backends ran", r"fewer than two backends"),
+    ("skipped: other reason", r""),  # every skipped result gets a category
 ]
 
 
@@ -115,7 +121,7 @@ def attach_tensors(label: str, arrays: dict[str, np.ndarray]) -> None:
         allure.attach(_summary(arrays), name=f"{label} (summary)", attachment_type=allure.attachment_type.TEXT)
 
 
-def attach_case(case, backend: str, outcome, verdict) -> None:
+def attach_case(case, backend: str, outcome, verdict, version: str | None = None) -> None:
     """Every item: the case file, inputs, outputs, metrics, the repro script; on failure: diff table + heatmap."""
     allure = allure_module()
     if allure is None:
@@ -144,20 +150,24 @@ def attach_case(case, backend: str, outcome, verdict) -> None:
         except Exception:
             pass
     if verdict.kind == "numeric-mismatch" and outcome is not None and outcome.outputs:
+        from .crossdiff import pair_diff
         from .network import NetworkInfo
         from .verdict import expected_arrays
 
-        expect, _ = case.expectation_for(backend, None)
+        expect, _ = case.expectation_for(backend, version)
         if expect.kind == "values":
-            expected = expected_arrays(case, expect.values, NetworkInfo(case))
-            for name, exp in expected.items():
-                if name in outcome.outputs and np.shape(outcome.outputs[name]) == np.shape(exp):
-                    attach_difference(name, outcome.outputs[name], exp, outcome.inputs, "got", "expected")
+            info = NetworkInfo(case)
+            expected = expected_arrays(case, expect.values, info)
+            got = {k: v for k, v in outcome.outputs.items() if k in expected and np.shape(v) == np.shape(expected[k])}
+            for d in pair_diff(case, info, "expected", "got", expected, got, outcome.inputs, expect.tolerance):
+                attach_difference(d["output"], got[d["output"]], expected[d["output"]], d["first"], "got", "expected")
 
 
-def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, inputs: dict, got_label: str,
+def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, rows: list[dict], got_label: str,
                       expected_label: str) -> None:
-    """The first differing elements as a table, and a heatmap of |got - expected| (drawn lazily, failures only)."""
+    """The first differing elements as a table (with the quantize input and scale behind each, its size in
+    quantization steps and whether it sits on a rounding tie, as the bundle's diffs have them) and a heatmap of
+    |got - expected| (drawn lazily, failures and disagreements only)."""
     allure = allure_module()
     if allure is None:
         return
@@ -165,16 +175,20 @@ def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, inputs: 
     with np.errstate(invalid="ignore"):
         diff = np.where((g == e) | (np.isnan(g) & np.isnan(e)), 0.0, np.abs(g - e))
     diff = np.nan_to_num(diff, nan=np.inf)
-    same_shape_inputs = {k: np.asarray(v) for k, v in (inputs or {}).items() if np.shape(v) == g.shape}
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["index", *same_shape_inputs, expected_label, got_label, "abs diff"])
-    for idx in np.argwhere(diff > 0)[:50]:
-        t = tuple(idx)
-        w.writerow([[int(i) for i in t], *(float(v[t]) for v in same_shape_inputs.values()), e[t], g[t], diff[t]])
-    allure.attach(buf.getvalue(), name=f"{name} differences.csv", attachment_type=allure.attachment_type.CSV)
+    allure.attach(difference_table(rows, got_label, expected_label), name=f"{name} differences.csv",
+                  attachment_type=allure.attachment_type.CSV)
     allure.attach(heatmap(diff, f"|{got_label} - {expected_label}| of {name}"), name=f"{name} heatmap",
                   attachment_type=allure.attachment_type.PNG)
+
+
+def difference_table(rows: list[dict], got_label: str, expected_label: str) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["index", "input", "scale", expected_label, got_label, "abs diff", "steps", "rounding"])
+    for r in rows:
+        w.writerow([r["index"], r.get("input", ""), r.get("scale", ""), r[expected_label], r[got_label], r["abs"],
+                    "" if r.get("steps") is None else r["steps"], r.get("rounding") or ""])
+    return buf.getvalue()
 
 
 def heatmap(diff: np.ndarray, title: str) -> bytes:
@@ -225,6 +239,25 @@ def write_results_extras(alluredir: Path, backends: dict, environment: dict, cas
     (alluredir / "categories.json").write_text(json.dumps(categories(), indent=1))
 
 
+def mark_declared_deviations(alluredir: Path) -> int:
+    """Results of declared deviations (pytest's xfail, written as "skipped") become status "unknown", their
+    message without pytest's "XFAIL " prefix. Idempotent; returns how many it changed."""
+    changed = 0
+    for path in Path(alluredir).glob("*-result.json"):
+        try:
+            result = json.loads(path.read_text())
+        except ValueError:
+            continue
+        message = (result.get("statusDetails") or {}).get("message") or ""
+        if result.get("status") == "skipped" and re.match(r"XFAIL (DECLARED|DOCUMENTATION)-DEVIATION: ", message):
+            result["status"] = "unknown"
+            result["statusDetails"]["message"] = message[len("XFAIL "):].split("\n\n_pytest.outcomes.XFailed")[0]
+            result["statusDetails"]["trace"] = ""
+            path.write_text(json.dumps(result))
+            changed += 1
+    return changed
+
+
 def write_crash_result(alluredir: Path, nodeid: str, message: str) -> None:
     """A result for an item whose xdist worker died before allure-pytest could write one (else it vanishes)."""
     name = nodeid.split("::")[-1]
@@ -249,7 +282,9 @@ HOW_TO_GET_ALLURE = ("the Allure 3 command-line tool is not installed: run `npm 
 
 
 def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool, str]:
-    """DIR/allure-report/index.html (single file) from DIR/allure-results, with history in DIR/history.jsonl."""
+    """DIR/allure-report/index.html (single file, grouped by source document, case family, case) and
+    DIR/allure-report/by-backend.html (grouped by backend), from DIR/allure-results, in one `allure generate` (each
+    generate adds a history entry); history in DIR/history.jsonl, its newest entry trimmed to what a trend needs."""
     out_dir = Path(out_dir).resolve()
     results = out_dir / "allure-results"
     cli = allure_cli()
@@ -262,10 +297,13 @@ def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool
         shutil.copyfile(history_from, history)
     report = out_dir / "allure-report"
     shutil.rmtree(report, ignore_errors=True)
+    views = {"by-case": ["epic", "feature", "story"], "by-backend": ["backend", "feature", "story"]}
     config = {"name": "qdq-harness conformance", "output": str(report), "historyPath": str(history),
               "historyLimit": 100, "categories": categories(),
-              "plugins": {"awesome": {"options": {"singleFile": True, "reportLanguage": "en",
-                                                  "groupBy": ["epic", "feature", "story"]}}}}
+              "plugins": {view: {"import": "@allurereport/plugin-awesome",
+                                 "options": {"singleFile": True, "reportLanguage": "en", "groupBy": group,
+                                             "reportName": f"qdq-harness conformance ({view.replace('-', ' ')})"}}
+                          for view, group in views.items()}}
     rc = out_dir / "allurerc.json"
     rc.write_text(json.dumps(config, indent=1))
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
@@ -273,11 +311,40 @@ def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool
                          env=env, cwd=out_dir, timeout=600)
     if run.returncode != 0:
         return False, f"allure generate failed ({run.returncode}): {(run.stderr or run.stdout)[-2000:]}"
-    pages = list(report.rglob("*.html"))
-    for page in pages:
-        text = page.read_text(encoding="utf-8")
-        stripped = _GA.sub("", text)
-        if stripped != text:
-            page.write_text(stripped, encoding="utf-8")
-    index = report / "index.html" if (report / "index.html").exists() else (pages[0] if pages else None)
-    return index is not None, str(index) if index else "allure generate wrote no HTML"
+    pages = {"by-case": report / "index.html", "by-backend": report / "by-backend.html"}
+    for view, target in pages.items():
+        page = report / view / "index.html"
+        if not page.exists():
+            return False, f"allure generate wrote no {view} report"
+        target.write_text(_GA.sub("", page.read_text(encoding="utf-8")), encoding="utf-8")
+    for leftover in report.iterdir():  # Allure's own summary page and per-view folders: the two files replace them
+        if leftover not in pages.values():
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    trim_history(history)
+    return True, str(pages["by-case"])
+
+
+HISTORY_MESSAGE_CHARS = 300
+
+
+def trim_history(history: Path) -> None:
+    """The newest history entry without stack traces and labels, messages cut short: a trend needs each result's
+    id, status and a hint of why, not 2 MB per run."""
+    if not history.exists():
+        return
+    lines = history.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return
+    try:
+        entry = json.loads(lines[-1])
+    except ValueError:
+        return
+    for result in (entry.get("testResults") or {}).values():
+        result.pop("trace", None)
+        result.pop("labels", None)
+        if isinstance(result.get("message"), str):
+            result["message"] = result["message"][:HISTORY_MESSAGE_CHARS]
+    lines[-1] = json.dumps(entry, separators=(",", ":"))
+    atomic = history.with_suffix(".tmp")
+    atomic.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(atomic, history)

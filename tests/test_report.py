@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, run_qdq
@@ -62,7 +63,15 @@ def test_one_result_per_item_with_labels_and_versions_outside_history(wrong_gold
     assert heat["type"] == "image/png" and (out / "allure-results" / heat["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = next(a for a in failing[0]["attachments"] if a["name"] == "y differences.csv")
     rows = (out / "allure-results" / table["source"]).read_text().splitlines()
-    assert rows[0].startswith("index,inputT0,expected,got") and rows[1].startswith('"[0, 1, 3, 4]",39.0,42.0,41.0')
+    # The element, the input and per-channel scale behind it (channel 1: 120/127 in float32), both values, and
+    # the difference in steps of the output (the dequantize scale is 1).
+    assert rows[0] == "index,input,scale,expected,got,abs diff,steps,rounding"
+    assert rows[1] == f'"[0, 1, 3, 4]",39.0,{float(np.float32(120 / 127))!r},42.0,41.0,1.0,1.0,'
+    unknown = [r for r in results if r["status"] == "unknown"]  # declared deviations: never "skipped"
+    assert unknown and all(r["statusDetails"]["message"].startswith(("DECLARED-DEVIATION: ", "DOCUMENTATION-DEVIATION: "))
+                           for r in unknown)
+    cross = [r for r in results if r["name"].endswith("[cross-backend]") and "s1" in r["fullName"]]
+    assert cross and "declared: " in cross[0].get("description", "")  # the pass says what it found inside
 
 
 def test_report_level_files(wrong_golden_run):
@@ -91,14 +100,22 @@ def test_history_has_one_entry_per_run(wrong_golden_run):
     assert "report: " in first.stdout and "not generated" not in first.stdout
     lines = (out / "history.jsonl").read_text().splitlines()
     assert len(lines) == 2
+    for line in lines:  # an entry stays small: statuses and short messages, no stack traces, no labels
+        results = json.loads(line)["testResults"].values()
+        assert results and all("trace" not in r and "labels" not in r and len(r.get("message") or "") <= 300
+                               for r in results)
+        assert len(line) < 1500 * len(results)
 
 
 @needs_cli
 def test_html_makes_no_external_request(wrong_golden_run):
     _, _, out = wrong_golden_run
-    page = (out / "allure-report" / "index.html").read_text()
-    assert "googletagmanager" not in page
-    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']https?://", page)
+    assert sorted(p.name for p in (out / "allure-report").iterdir()) == ["by-backend.html", "index.html"]
+    for name in ("index.html", "by-backend.html"):  # by case, and the per-backend view
+        page = (out / "allure-report" / name).read_text()
+        assert "googletagmanager" not in page
+        assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=[\"']https?://", page)
+        assert '"groupBy":["backend"' in page.replace(" ", "") or name == "index.html" or "backend" in page
 
 
 @needs_cli
