@@ -18,7 +18,6 @@ from pathlib import Path
 from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-STATUS_MARK = {"pass": "PASS", "fail": "FAIL", "xfail": "XFAIL", "skip": "skip", "error": "ERROR"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,7 +77,7 @@ MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
 
 
 def cmd_run(args) -> int:
-    from . import bundle
+    from . import bundle, summary
     from .pytest_plugin import out_dir_problem
 
     paths = args.paths or [Path("cases")]
@@ -120,12 +119,14 @@ def cmd_run(args) -> int:
         return EXIT_FAILED
     doc = bundle.load(out)
     print()
-    print(render_matrix(doc))
-    for line in disagreement_lines(doc):
+    print(summary.terminal(doc))
+    for line in summary.disagreement_lines(doc):
         print(line)
-    print(f"\nbundle: {results}  summary: {out / 'summary.md'}")
-    if not args.no_report:
-        _generate(out, args.history_from)
+    print(f"\nbundle: {results}  summary: {out / 'summary.md'}, {out / 'summary.html'}")
+    if not args.no_report and _generate(out, args.history_from):
+        from .report import result_links
+
+        summary.write(out, doc, result_links(out / "allure-report" / "index.html"))  # cells link into the report
     failed = any(r["status"] in ("fail", "error") for r in doc["records"])
     return EXIT_FAILED if failed or code != 0 else EXIT_OK
 
@@ -237,47 +238,6 @@ def cmd_report(args) -> int:
         print(f"qdq report: no allure-results in {args.out} (run `qdq run --out {args.out}` first)", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if _generate(args.out, args.history_from) else EXIT_FAILED
-
-
-def _cell(record: dict) -> str:
-    from .summary import worst
-
-    mark = STATUS_MARK.get(record["status"], record["status"])
-    w = worst(record)
-    return f"{mark} {w:.3g}" if w else mark
-
-
-def render_matrix(doc: dict) -> str:
-    """The case-by-backend matrix: status per cell, with the worst |diff| where values differed."""
-    backends = list(doc["backends"])
-    cells: dict[str, dict[str, str]] = {}
-    for r in doc["records"]:
-        cells.setdefault(r["case_id"], {})[r.get("backend") or "-"] = _cell(r)
-    columns = backends + (["cross-backend"] if any("cross-backend" in row for row in cells.values()) else [])
-    if any("-" in row for row in cells.values()):
-        columns.append("-")
-    width = max([len("case")] + [len(c) for c in cells]) + 2
-    colw = [max(len(c), 12) + 2 for c in columns]
-    lines = ["case".ljust(width) + "".join(c.ljust(w) for c, w in zip(columns, colw))]
-    for case_id in sorted(cells):
-        lines.append(case_id.ljust(width) + "".join(cells[case_id].get(c, "").ljust(w) for c, w in zip(columns, colw)))
-    counts: dict[str, int] = {}
-    for r in doc["records"]:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    lines.append(", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    return "\n".join(lines)
-
-
-def disagreement_lines(doc: dict) -> list[str]:
-    lines = []
-    for d in doc.get("diffs", []):
-        if d["agree"]:
-            continue
-        a, b = d["backends"]
-        tag = f"declared: {d['declared'][0]}" if d.get("declared") else "UNDECLARED"
-        lines.append(f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']}/{d['total']} differ, "
-                     f"max |diff| {d['max_abs']:.6g} ({tag[:120]})")
-    return lines
 
 
 # --- validate / backends --------------------------------------------------------------------------------------------

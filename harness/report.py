@@ -348,3 +348,21 @@ def trim_history(history: Path) -> None:
     atomic = history.with_suffix(".tmp")
     atomic.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(atomic, history)
+
+
+def result_links(report_index: Path) -> dict[tuple[str, str], str]:
+    """(case id, backend) -> a link into the single-file report (`index.html#/<result id>`), read from the results
+    the page embeds (Allure 3 derives the ids at generate time, so they can only be read back)."""
+    import base64
+
+    links = {}
+    text = Path(report_index).read_text(encoding="utf-8")
+    for result_id, blob in re.findall(r'd\("data/test-results/([0-9a-f]+)\.json","([^"]+)"\)', text):
+        try:
+            result = json.loads(base64.b64decode(blob))
+        except ValueError:
+            continue
+        labels = {label["name"]: label["value"] for label in result.get("labels") or []}
+        if "story" in labels and "backend" in labels:
+            links[(labels["story"], labels["backend"])] = f"allure-report/{Path(report_index).name}#/{result_id}"
+    return links

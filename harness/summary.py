@@ -1,15 +1,57 @@
-"""DIR/summary.md and DIR/summary.html: the case-by-backend matrix with statuses and the worst difference per
-cell, for a pull-request comment or a terminal, without Allure."""
+"""The case-by-backend matrix, one renderer for three readers: the terminal (`qdq run`), `DIR/summary.md` (a
+pull-request comment) and `DIR/summary.html` (a page beside the Allure report, linking into it).
+
+Every cell is a short, labelled mark, the same in all three; a legend says what each means; reasons are never cut:
+the terminal wraps them at word boundaries under the matrix, the Markdown lists them, the HTML shows them in the
+cell. Skips are told apart: not installed, built but no GPU to run it, a feature the backend lacks, a version
+requirement.
+"""
 
 from __future__ import annotations
 
 import html
+import re
+import shutil
+import textwrap
+from collections import Counter
 from pathlib import Path
 
 from .bundle import atomic_write
 
-MARK = {"pass": "pass", "fail": "**FAIL**", "xfail": "xfail", "skip": "skip", "error": "**ERROR**"}
-COLOUR = {"pass": "#d8f0d8", "fail": "#f5c6c6", "xfail": "#fbeec0", "skip": "#e8e8e8", "error": "#e8b0e8"}
+# (mark, meaning) per cell class, in legend order.
+CLASSES: dict[str, tuple[str, str]] = {
+    "pass": ("pass", "the expectation held"),
+    "fail": ("FAIL", "a wrong value, a wrong or missing error, an undeclared disagreement, an invalid case file"),
+    "error": ("ERROR", "the backend or the harness crashed"),
+    "deviation": ("dev", "a declared deviation was observed (the case says this backend differs, and why)"),
+    "doc-deviation": ("doc", "the document prints other values than the contract gives (declared)"),
+    "not-installed": ("n/i", "skip: the backend is not installed or has no GPU here"),
+    "built": ("built", "skip: built for real, no GPU (or no supported GPU) to run it: a build verdict only"),
+    "unsupported": ("n/s", "skip: a feature this backend lacks (shown by a valid twin of the case)"),
+    "version": ("ver", "skip: the case needs another version of the backend"),
+    "skip": ("skip", "skip: another reason (see below)"),
+}
+COLOUR = {"pass": "#d8f0d8", "fail": "#f5c6c6", "error": "#e8b0e8", "deviation": "#fbeec0", "doc-deviation": "#fbeec0",
+          "not-installed": "#eeeeee", "built": "#e3ecf7", "unsupported": "#eeeeee", "version": "#eeeeee",
+          "skip": "#eeeeee"}
+CROSS = "cross-backend"
+
+
+def cell_class(record: dict) -> str:
+    status, reason = record["status"], record.get("reason") or ""
+    if status == "xfail":
+        return "doc-deviation" if record.get("kind") == "documentation-deviation" else "deviation"
+    if status != "skip":
+        return status
+    if "unavailable: " in reason:
+        return "not-installed"
+    if reason.startswith("engine built") or "cannot run TensorRT-RTX engines" in reason:
+        return "built"
+    if "valid twin" in reason or "cannot feed" in reason:
+        return "unsupported"
+    if re.match(r"needs \S+ [<>=!~]", reason):
+        return "version"
+    return "skip"
 
 
 def worst(record: dict) -> float | None:
@@ -27,7 +69,7 @@ def worst(record: dict) -> float | None:
     return max(found) if found else None
 
 
-def _grid(doc: dict):
+def grid(doc: dict) -> tuple[list[str], dict[str, dict[str, dict]]]:
     columns = list(doc["backends"])
     rows: dict[str, dict[str, dict]] = {}
     for r in doc["records"]:
@@ -35,52 +77,154 @@ def _grid(doc: dict):
         rows.setdefault(r["case_id"], {})[backend] = r
         if backend not in columns:
             columns.append(backend)
+    if CROSS in columns:  # the pairwise diff last, the file column after it
+        columns.append(columns.pop(columns.index(CROSS)))
     return columns, rows
 
 
-def _counts(doc: dict) -> str:
-    counts: dict[str, int] = {}
-    for r in doc["records"]:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+def counts(doc: dict) -> str:
+    c = Counter(r["status"] for r in doc["records"])
+    order = ["pass", "fail", "error", "xfail", "skip"]
+    names = {"xfail": "declared deviation"}
+    return ", ".join(f"{c[s]} {names.get(s, s)}{'s' if c[s] != 1 and s == 'xfail' else ''}" for s in order if c[s])
 
 
-def _cell_text(record: dict | None, marks: dict) -> str:
-    if record is None:
-        return ""
+def _mark(record: dict | None) -> str:
+    return CLASSES[cell_class(record)][0] if record else ""
+
+
+def _detail(record: dict) -> str:
     w = worst(record)
-    return marks.get(record["status"], record["status"]) + (f" {w:.3g}" if w else "")
+    return f"max |diff| {w:.6g}; " if w else ""
 
+
+# --- terminal -----------------------------------------------------------------------------------------------------
+
+def terminal(doc: dict, width: int | None = None) -> str:
+    """Columns are numbered (the legend names them) so the matrix fits a terminal; reasons wrap under it."""
+    width = width or shutil.get_terminal_size((120, 40)).columns
+    columns, rows = grid(doc)
+    case_w = max([len("case")] + [len(c) for c in rows]) + 2
+    col_w = max(len(m) for m, _ in CLASSES.values()) + 2
+    lines = ["backends: " + "  ".join(f"[{i + 1}] {c}" for i, c in enumerate(columns)), "",
+             "case".ljust(case_w) + "".join(f"[{i + 1}]".ljust(col_w) for i in range(len(columns)))]
+    for case_id in sorted(rows):
+        lines.append(case_id.ljust(case_w) + "".join(_mark(rows[case_id].get(c)).ljust(col_w) for c in columns).rstrip())
+    used = {cell_class(r) for r in doc["records"]}
+    lines += ["", "legend:"] + [f"  {m:<6}{meaning}" for k, (m, meaning) in CLASSES.items() if k in used]
+    lines += ["", counts(doc)]
+    notable = [r for r in doc["records"] if r["status"] in ("fail", "error")]
+    if notable:
+        lines += ["", "not passing:"]
+        wrap = textwrap.TextWrapper(width=max(width, 60), initial_indent="  ", subsequent_indent="      ",
+                                    break_long_words=False, break_on_hyphens=False)
+        for r in sorted(notable, key=lambda r: (r["case_id"], r.get("backend") or "")):
+            text = f"{CLASSES[cell_class(r)][0]} {r['case_id']} [{r.get('backend') or 'file'}]: {_detail(r)}{r.get('reason', '')}"
+            lines += wrap.wrap(" ".join(text.split()))
+    lines += skip_lines(doc)
+    return "\n".join(lines)
+
+
+def skip_lines(doc: dict) -> list[str]:
+    """Skips grouped by backend and class, with one reason each: 'n/i' and 'built' read differently."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in doc["records"]:
+        if r["status"] == "skip":
+            groups.setdefault((r.get("backend") or "file", cell_class(r)), []).append(r)
+    if not groups:
+        return []
+    out = ["", "skipped:"]
+    for (backend, cls), records in sorted(groups.items()):
+        reason = " ".join((records[0].get("reason") or "").split())
+        out.append(f"  {backend}: {len(records)} {CLASSES[cls][0]} ({reason[:160]}{'...' if len(reason) > 160 else ''})")
+    return out
+
+
+def disagreement_lines(doc: dict) -> list[str]:
+    lines = []
+    for d in doc.get("diffs", []):
+        if d["agree"]:
+            continue
+        a, b = d["backends"]
+        tag = f"declared: {d['declared'][0]}" if d.get("declared") else "UNDECLARED"
+        steps = f", {d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''}" if d.get("max_steps") is not None else ""
+        lines.append(f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']} of {d['total']} differ, "
+                     f"max |diff| {d['max_abs']:.6g}{steps} ({tag})")
+    return lines
+
+
+# --- Markdown -----------------------------------------------------------------------------------------------------
 
 def markdown(doc: dict) -> str:
-    columns, rows = _grid(doc)
-    lines = [f"# qdq-harness results ({'partial' if doc['partial'] else 'complete'}, {doc['started']})", "",
-             _counts(doc), "", "| case | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    columns, rows = grid(doc)
+    state = "partial" if doc.get("partial") else "complete"
+    lines = [f"# qdq-harness results ({state}, {doc['started']})", "", counts(doc), "",
+             "| case | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for case_id in sorted(rows):
-        cells = [_cell_text(rows[case_id].get(c), MARK) for c in columns]
+        cells = []
+        for c in columns:
+            r = rows[case_id].get(c)
+            mark = _mark(r)
+            cells.append(f"**{mark}**" if r and r["status"] in ("fail", "error") else mark)
         lines.append(f"| `{case_id}` | " + " | ".join(cells) + " |")
+    used = {cell_class(r) for r in doc["records"]}
+    lines += ["", "Legend: " + "; ".join(f"`{m}` {meaning}" for k, (m, meaning) in CLASSES.items() if k in used)]
+    for title, statuses in (("Not passing", ("fail", "error")), ("Declared deviations", ("xfail",))):
+        chosen = sorted((r for r in doc["records"] if r["status"] in statuses),
+                        key=lambda r: (r["case_id"], r.get("backend") or ""))
+        if chosen:
+            lines += ["", f"## {title}", ""]
+            lines += [f"- `{r['case_id']}` [{r.get('backend') or 'file'}]: {_detail(r)}{_md(r.get('reason', ''))}"
+                      for r in chosen]
+    skipped = skip_lines(doc)
+    if skipped:
+        lines += ["", "## Skipped", ""] + [f"- {line.strip()}" for line in skipped[2:]]
     lines += ["", "Backends: " + "; ".join(f"{n} {b['version'] or '-'}" + ("" if b["available"] else f" (unavailable: {b['reason']})")
                                           for n, b in doc["backends"].items())]
     return "\n".join(lines) + "\n"
 
 
-def to_html(doc: dict) -> str:
-    columns, rows = _grid(doc)
+def _md(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+# --- HTML ---------------------------------------------------------------------------------------------------------
+
+def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
+    """Each cell shows its mark and its reason; with `links` ((case id, backend) -> URL into the Allure report)
+    the mark opens that result."""
+    links = links or {}
+    columns, rows = grid(doc)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for case_id in sorted(rows):
         cells = []
         for c in columns:
             r = rows[case_id].get(c)
-            style = f' style="background:{COLOUR.get(r["status"], "#fff")}" title="{html.escape(r.get("reason") or "")}"' if r else ""
-            cells.append(f"<td{style}>{html.escape(_cell_text(r, {}))}</td>")
-        body.append(f"<tr><th style='text-align:left'><code>{html.escape(case_id)}</code></th>{''.join(cells)}</tr>")
+            if r is None:
+                cells.append("<td></td>")
+                continue
+            cls = cell_class(r)
+            mark = html.escape(CLASSES[cls][0])
+            url = links.get((case_id, c))
+            mark = f'<a href="{html.escape(url)}">{mark}</a>' if url else mark
+            reason = "" if r["status"] == "pass" else html.escape(_detail(r) + (r.get("reason") or ""))
+            cells.append(f'<td style="background:{COLOUR[cls]}"><b>{mark}</b>'
+                         + (f'<div class="why">{reason}</div>' if reason else "") + "</td>")
+        body.append(f"<tr><th class='case'><code>{html.escape(case_id)}</code></th>{''.join(cells)}</tr>")
+    used = {cell_class(r) for r in doc["records"]}
+    legend = "".join(f'<li><span style="background:{COLOUR[k]}">{html.escape(m)}</span> {html.escape(meaning)}</li>'
+                     for k, (m, meaning) in CLASSES.items() if k in used)
+    report = ('<p>Allure report: <a href="allure-report/index.html">by case</a>, '
+              '<a href="allure-report/by-backend.html">by backend</a></p>') if links else ""
     return ("<!doctype html><meta charset='utf-8'><title>qdq-harness results</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border:1px solid #ccc}table{border-collapse:collapse}</style>"
-            f"<h1>qdq-harness results</h1><p>{html.escape(_counts(doc))}</p>"
-            f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table>")
+            "<style>body{font-family:sans-serif}td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}"
+            "table{border-collapse:collapse}th.case{text-align:left}.why{font-size:11px;max-width:28em}"
+            "li span{padding:0 6px}</style>"
+            f"<h1>qdq-harness results</h1><p>{html.escape(counts(doc))}</p>{report}"
+            f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table><h2>Legend</h2><ul>{legend}</ul>")
 
 
-def write(out_dir: Path, doc: dict) -> None:
+def write(out_dir: Path, doc: dict, links: dict[tuple[str, str], str] | None = None) -> None:
     atomic_write(Path(out_dir) / "summary.md", markdown(doc).encode())
-    atomic_write(Path(out_dir) / "summary.html", to_html(doc).encode())
+    atomic_write(Path(out_dir) / "summary.html", to_html(doc, links).encode())

@@ -87,8 +87,14 @@ def test_summary_matrix(wrong_golden_run):
     _, _, out = wrong_golden_run
     md = (out / "summary.md").read_text()
     row = next(line for line in md.splitlines() if line.startswith("| `wrong-golden`"))
-    assert "**FAIL** 1" in row  # status and the worst difference
-    assert "<table>" in (out / "summary.html").read_text()
+    assert "**FAIL**" in row
+    # The reason is written out with the worst difference, and the legend says what the marks mean.
+    assert re.search(r"^- `wrong-golden` \[numpy\]: max \|diff\| 1; y: ", md, re.M)
+    assert "Legend: " in md and "`dev` a declared deviation" in md
+    page = (out / "summary.html").read_text()
+    assert "<table>" in page and "max |diff| 1; " in page  # reasons in the cells, not only on hover
+    if allure_cli() is not None:
+        assert re.search(r'<a href="allure-report/index.html#/[0-9a-f]+">FAIL</a>', page)  # cells open the report
 
 
 needs_cli = pytest.mark.skipif(allure_cli() is None, reason="the Allure 3 CLI is not installed (npm ci)")
