@@ -138,7 +138,7 @@ def iter_case_files(paths: list[Path]) -> Iterator[Path]:
             yield p
             continue
         for folder, dirs, files in os.walk(p, followlinks=False):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # as pytest: hidden folders are not cases
             for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
                 full = Path(folder) / name
                 if full.suffix in CASE_SUFFIXES and not full.is_dir():

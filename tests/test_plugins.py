@@ -176,6 +176,8 @@ def test_an_xdist_worker_crash_still_gets_a_record_and_an_allure_result(tmp_path
     # xdist's loadgroup scheduler re-queues a crashed item with its group, so it may crash several workers; the
     # bundle keeps one record per item, and the other items still ran.
     assert crashed and all("inprocess-segfault" in x["nodeid"] for x in crashed)
+    # the case's own id (not its file's path): one row per case in every table
+    assert {(x["case_id"], x["backend"]) for x in crashed} == {("docs/s2-per-channel-axis1", "inprocess-segfault")}
     assert len({x["nodeid"] for x in crashed}) == len(crashed)
     assert any(x["backend"] == "numpy" and x["status"] == "pass" for x in records)
     broken = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
