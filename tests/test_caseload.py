@@ -158,3 +158,31 @@ def test_schema_is_valid_json_schema():
 
     jsonschema.Draft202012Validator.check_schema(schema())
     assert json.dumps(schema())
+
+
+def test_every_problem_of_a_file_is_reported_at_its_own_line(write_case, cases_dir):
+    text = """\
+title: t
+source: {document: d}
+network:
+  - {op: input, name: x, dtype: float32, shape: [2]}
+  - {op: constant, name: s, dtype: float32, shape: [], value: "1/0"}
+  - {op: quantize, name: q, input: x, scale: t, to: int8}
+  - {op: dequantize, name: y, input: q, scale: s, to: float32}
+outputs: [y]
+inputs: {x: [1, 2, 3]}
+expect: {values: [1, 2], tolerance: {atol: abc}}
+"""
+    _, problems = check_file(write_case("bad/many.yaml", text), cases_dir)
+    found = [(p.line, p.message) for p in problems]
+    assert [line for line, _ in found] == [5, 6, 9, 10], found
+    assert "division by zero" in found[0][1]
+    assert "scale 't' names no tensor" in found[1][1]
+    assert "does not fit the declared shape" in found[2][1]
+    assert "cannot read 'abc'" in found[3][1]
+
+
+def test_a_matrix_reports_a_problem_once_not_once_per_combination(write_case, cases_dir):
+    text = MINIMAL.replace("value: 1}", "value: abc}") + "matrix: {k: [1, 2, 3]}\n"
+    _, problems = check_file(write_case("bad/m.yaml", text), cases_dir)
+    assert len(problems) == 1 and "cannot read 'abc'" in problems[0].message
