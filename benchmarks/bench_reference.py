@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from plugins.numpy_reference import dequantize, quantize
+from plugins.numpy.backend import dequantize, quantize
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from .case import Case
+    from .config import RunConfig
 
 ENTRY_POINT_GROUP = "qdq_harness.backends"
 
@@ -38,6 +39,11 @@ class Runner(abc.ABC):
     @details.setter
     def details(self, value: dict) -> None:
         self.__dict__["_details"] = dict(value)
+
+    @property
+    def artifacts(self) -> dict[str, bytes]:
+        """Files the report attaches as they were built for this run (e.g. `model.onnx`): never rebuilt for it."""
+        return self.__dict__.setdefault("_artifacts", {})
 
     def activate(self) -> None:
         """Acquire devices and contexts. The only place a GPU may be touched."""
@@ -70,6 +76,15 @@ class Backend(abc.ABC):
         """Facts about the installation for the bundle (versions, GPU); never raises."""
         return {}
 
+    def configure(self, config: "RunConfig") -> None:
+        """The run's configuration (ONNX opset, cache folder, ...), given once before any case, in every process."""
+        self.config = config
+
+    def repro(self, case: "Case") -> str | None:
+        """A standalone script (no harness import) that rebuilds and runs the case with this backend's own API,
+        for a bug report; None when the backend writes none."""
+        return None
+
     @abc.abstractmethod
     def availability(self) -> Availability:
         """Whether it can run here, its version, and precisely why not."""
@@ -97,6 +112,12 @@ class BrokenBackend:
     def details(self) -> dict:
         return {}
 
+    def configure(self, config) -> None:
+        pass
+
+    def repro(self, case) -> None:
+        return None
+
     def availability(self) -> Availability:
         return Availability(False, None, f"entry point failed to load: {self.error}")
 
@@ -115,9 +136,16 @@ def discover() -> dict[str, type[Backend] | BrokenBackend]:
 
 @lru_cache(maxsize=None)
 def instance(name: str) -> Backend | BrokenBackend:
-    """One shared instance per backend name per process (backends keep caches, e.g. probes of valid twins)."""
+    """One shared instance per backend name per process (backends keep caches, e.g. probes of valid twins),
+    configured with the defaults until the run gives its own configuration (`Backend.configure`)."""
+    from .config import RunConfig
+
     entry = discover()[name]
-    return entry if isinstance(entry, BrokenBackend) else entry()
+    if isinstance(entry, BrokenBackend):
+        return entry
+    backend = entry()
+    backend.configure(RunConfig.defaults())
+    return backend
 
 
 @lru_cache(maxsize=None)

@@ -175,8 +175,9 @@ class BundleWriter:
             "diffs": [],
         }
         if previous is not None:
-            for key in ("started", "case_files", "cases", "records", "diffs"):
-                self.doc[key] = previous[key]
+            for key in ("started", "case_files", "cases", "records", "diffs", "_sources"):
+                if key in previous:
+                    self.doc[key] = previous[key]
             self.doc["resumed"] = previous.get("resumed", 0) + 1
         self.journal = open(self.out_dir / JOURNAL, "a" if previous is not None else "w", encoding="utf-8")
         self._last_flush = 0.0
@@ -218,6 +219,9 @@ def _fold(doc: dict, record: dict) -> None:
     """One journal record into a results document (the same path for the writer and for `load`)."""
     record = dict(record)
     record.pop("event", None)
+    source = record.pop("source", None)
+    if source:  # where the case file is: for the cross-backend diff of this process or a resumed one; never written
+        doc.setdefault("_sources", {})[record["case_id"]] = (source["path"], source["root"])
     case = record.pop("case", None)
     if case:
         doc["cases"].setdefault(record["case_id"], case)
@@ -257,9 +261,13 @@ def load(out_dir: Path) -> dict:
         return doc
     have = {r.get("nodeid") for r in doc["records"]}
     for entry in journal_entries(out_dir):
-        if entry.get("event") == "record" and entry.get("nodeid") not in have:
+        if entry.get("event") != "record":
+            continue
+        if entry.get("nodeid") not in have:
             _fold(doc, entry)
             have.add(entry.get("nodeid"))
+        elif entry.get("source"):
+            doc.setdefault("_sources", {})[entry["case_id"]] = (entry["source"]["path"], entry["source"]["root"])
     finalise(doc)
     return doc
 
@@ -283,7 +291,8 @@ def append_record(out_dir: Path, record: dict) -> None:
 
 def write_json(path: Path, doc: dict) -> None:
     """Atomically, readable by everyone (0644 under the usual umask, like every other file of the bundle)."""
-    atomic_write(path, json.dumps(doc, indent=1, default=json_default).encode())
+    public = {k: v for k, v in doc.items() if not k.startswith("_")}
+    atomic_write(path, json.dumps(public, indent=1, default=json_default).encode())
 
 
 def json_default(obj):

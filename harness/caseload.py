@@ -212,6 +212,24 @@ def _check_file(path: Path, root: Path) -> tuple[list[Case], list[CaseFileError]
     return (cases if not errors else []), errors
 
 
+def case_to_data(case: Case) -> dict:
+    """A loaded case as plain data (what a worker process gets: no path to re-parse)."""
+    return {"id": case.id, "file": str(case.file), "root": str(case.root), "line": case.line, "params": case.params,
+            "body": case.raw, "file_hash": case.file_hash}
+
+
+def case_from_data(data: dict) -> Case:
+    """The `Case` a worker runs, rebuilt from `case_to_data` without reading YAML (data files are read as they are
+    in the loading process: relative to the case file, inside the cases root)."""
+    path, root = Path(data["file"]), Path(data["root"])
+    problems = _Problems(path)
+    case = _build(data["body"], lambda *where: data["line"], path, root, data["id"], data["params"], problems)
+    if case is None:
+        raise CaseFileError(path, data["line"], "; ".join(str(p) for p in problems.sorted()))
+    case.line, case.file_hash = data["line"], data["file_hash"]
+    return case
+
+
 def _twin_file(path: Path) -> Path | None:
     """`x.yml` beside `x.yaml`: both would be case id `x`. Reported on the `.yml` one."""
     if path.suffix != ".yml":

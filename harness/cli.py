@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("case", help="case id (docs/s1-per-tensor-int8) or case file (cases/docs/s1-per-tensor-int8.yaml)")
     exp.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     exp.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the lowest that expresses the case)")
+    exp.add_argument("--format", default=None, help="exporter name (default: the output's suffix, e.g. onnx)")
     exp.add_argument("--cases", type=Path, default=Path("cases"), help="cases root (default: cases/)")
 
     rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
@@ -88,7 +89,7 @@ def cmd_run(args) -> int:
     # A run of a few cases never replaces the full run's bundle and history unless --out says so.
     subset = bool(args.paths or args.backend or args.keyword or args.tier != "quick")
     out = args.out or (SUBSET_OUT if subset else FULL_RUN_OUT)
-    problem = _check_opset(args.opset) or out_dir_problem(out.resolve())
+    problem = out_dir_problem(out.resolve())
     if problem:
         print(f"qdq run: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -147,7 +148,7 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
     if args.opset:
-        os.environ["QDQ_ONNX_OPSET"] = str(args.opset)  # read by the ONNX backends, in every worker
+        pytest_args += ["--qdq-opset", str(args.opset)]  # one run configuration: `pytest --qdq-opset` is the same run
     if args.resume:
         pytest_args.append("--qdq-resume")
     return pytest_args
@@ -177,6 +178,8 @@ def _run_pytest(pytest_args: list[str], out: Path, paths: list[Path], resume: bo
             code = child.wait()
             if received:
                 return code, received[0]
+            if attempt and code == 5:  # resumed after the last item crashed: nothing was left to run
+                return 1, 0
             if code >= 0 or not (out / "results.json").exists():
                 return code, 0
             lost = bundle.unfinished(out)
@@ -204,14 +207,14 @@ def _record_lost(out: Path, nodeids: list[str], how: str, paths: list[Path]) -> 
     """An error record (and an Allure result) for each item the dead process was running."""
     from . import bundle
     from .pytest_plugin import RunState, identify
+    from .run import Record
 
-    state = RunState(backends=[], out_dir=out, root=None, tier="quick", is_worker=False,
+    state = RunState(backends=[], out_dir=out, root=None, is_worker=False,
                      case_paths=[Path(os.path.abspath(p)) for p in paths])
     for nodeid in nodeids:
         case_id, backend = identify(nodeid, Path.cwd(), state)
         message = f"{how} while running this item (a crash in a backend that runs in the pytest process)"
-        bundle.append_record(out, {"nodeid": nodeid, "case_id": case_id, "backend": backend, "status": "error",
-                                   "kind": "backend-crash", "reason": message, "metrics": {"traceback": message}})
+        bundle.append_record(out, Record.crash(nodeid, case_id, backend, message).as_dict())
         if (out / "allure-results").is_dir():
             from .report import write_crash_result
 
@@ -301,64 +304,36 @@ def find_case(spec: str, root: Path):
     raise SystemExit(f"qdq: {path} holds {len(cases)} cases; name one: {', '.join(c.id for c in cases)}")
 
 
-def _check_opset(opset: int | None) -> str | None:
-    """Why an --opset cannot be used, or None: QuantizeLinear/DequantizeLinear as the translator writes them need
-    13 or newer, and the installed onnx knows up to its own newest."""
-    if opset is None:
-        return None
-    try:
-        import onnx
-
-        newest = onnx.defs.onnx_opset_version()
-    except ImportError:
-        newest = None
-    if opset < 13 or (newest is not None and opset > newest):
-        return f"--opset {opset} is outside the opsets the ONNX translator supports (13 to {newest or 'the newest'})"
-    return None
-
-
 def cmd_export(args) -> int:
-    import numpy as np
+    """The case in another format, by the exporter a backend family registers (entry point group
+    `qdq_harness.exporters`; the ONNX family registers `onnx`)."""
+    from importlib.metadata import entry_points
 
-    from .execute import make_inputs
-    from .onnx_export import check, export, minimum_opset
-
-    problem = _check_opset(args.opset)
-    if problem:
-        print(f"qdq export: {problem}", file=sys.stderr)
+    exporters = {ep.name: ep for ep in entry_points(group="qdq_harness.exporters")}
+    fmt = args.format or args.output.suffix.lstrip(".")
+    if fmt not in exporters:
+        print(f"qdq export: no exporter for {fmt!r}; installed: {', '.join(sorted(exporters)) or 'none'}", file=sys.stderr)
         return EXIT_USAGE
-    case = find_case(args.case, args.cases)
-    if args.opset and args.opset < minimum_opset(case):
-        print(f"qdq export: {case.id} needs opset {minimum_opset(case)} or newer to express its Q/DQ layers "
-              f"(asked for {args.opset})", file=sys.stderr)
-        return EXIT_USAGE
-    exported = export(case, args.opset)
     try:
-        check(exported.model)
-    except Exception as exc:
-        print(f"qdq export: the model of {case.id} (opset {exported.opset}) fails onnx.checker: "
-              f"{str(exc).splitlines()[0]}; nothing written", file=sys.stderr)
-        return EXIT_FAILED
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_bytes(exported.model.SerializeToString())
-    # Inputs carry the model's name: two exports into one folder never overwrite each other's inputs.
-    written = []
-    for name, value in make_inputs(case).items():
-        target = args.output.parent / f"{args.output.stem}.{name}.npy"
-        np.save(target, value, allow_pickle=False)
-        written.append(target.name)
-    print(f"{args.output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: {', '.join(written) or 'none'}")
-    return EXIT_OK
+        write = exporters[fmt].load()
+    except ImportError as exc:
+        print(f"qdq export: the {fmt} exporter cannot load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    code, message = write(find_case(args.case, args.cases), args.output, args.opset)
+    print(f"qdq export: {message}" if code else message, file=sys.stderr if code else sys.stdout)
+    return code
 
 
 def cmd_repro(args) -> int:
-    from .repro import write_repro
+    from .backend import discover, instance
 
+    if args.backend not in discover():
+        print(f"qdq repro: unknown backend {args.backend!r}; installed: {', '.join(discover())}", file=sys.stderr)
+        return EXIT_USAGE
     case = find_case(args.case, args.cases)
-    try:
-        script = write_repro(case, args.backend)
-    except KeyError as exc:
-        print(f"qdq repro: {exc.args[0]}", file=sys.stderr)
+    script = instance(args.backend).repro(case)
+    if script is None:
+        print(f"qdq repro: the backend {args.backend!r} writes no repro script", file=sys.stderr)
         return EXIT_USAGE
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)

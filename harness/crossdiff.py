@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
 from .case import Case, Tolerance
 from .compare import compare
+from .errors import QdqError
 from .execute import Outcome
 from .network import GranularityError, NetworkInfo
 from .verdict import Verdict, make
@@ -117,3 +119,56 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
     if declared:
         return make("pass", f"{summary}; declared disagreements: " + "; ".join(declared)), diffs
     return make("pass", f"{summary}, all agree"), diffs
+
+
+def stored_outcome(record: dict, out_dir: Path) -> Outcome:
+    """A backend's outcome as its record and stored outputs tell it: what the diff reads, never process state."""
+    outputs = None
+    if record.get("outputs_file"):
+        from .bundle import load_outputs
+
+        outputs = load_outputs(Path(out_dir) / record["outputs_file"])
+    err = record.get("error")
+    return Outcome(outputs=outputs,
+                   error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
+                   crash=record.get("reason") if record["status"] == "error" else None,
+                   skip=record.get("reason") if record["status"] == "skip" and outputs is None else None)
+
+
+def stored_cross_backend(records: list[dict], sources: dict[str, tuple[str, str]], out_dir: Path,
+                         backends: list[str], alluredir: Path | None = None) -> list[dict]:
+    """Every case's cross-backend record, from the backends' records and the outputs they stored, after all of
+    them ran (Polygraphy's run -> results -> compare). Cases are read again from their files (cached per file)."""
+    from .caseload import check_file
+    from .execute import make_inputs
+    from .run import CROSS_BACKEND, Record
+
+    by_case: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("backend") in backends and r.get("case_id") in sources:
+            by_case.setdefault(r["case_id"], []).append(r)
+    files: dict[tuple[str, str], dict] = {}
+    out = []
+    for case_id, recs in sorted(by_case.items()):
+        path, root = sources[case_id]
+        if (path, root) not in files:
+            loaded, _ = check_file(Path(path), Path(root))
+            files[(path, root)] = {c.id: c for c in loaded}
+        case = files[(path, root)].get(case_id)
+        if case is None:
+            continue
+        outcomes = {r["backend"]: (r.get("backend_version"), stored_outcome(r, out_dir))
+                    for r in sorted(recs, key=lambda r: r["backend"])}
+        if sum(o.outputs is not None for _, o in outcomes.values()) >= 2:
+            inputs = make_inputs(case)  # the tie classes need the inputs behind each differing element
+            for _, o in outcomes.values():
+                o.inputs = inputs
+        verdict, diffs = cross_backend_verdict(case, outcomes)
+        nodeid = recs[0]["nodeid"].rsplit("[", 1)[0] + f"[{CROSS_BACKEND}]"
+        record = Record.of(nodeid, case, case_id, CROSS_BACKEND, verdict, diffs=diffs).as_dict()
+        out.append(record)
+        if alluredir is not None:
+            from .report import write_cross_backend_result
+
+            write_cross_backend_result(alluredir, case, record, outcomes, verdict)
+    return out

@@ -23,6 +23,7 @@ class Outcome:
     skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
     built_not_run: str | None = None  # built for real, not run (no GPU): a build verdict, values unknown
     details: dict = field(default_factory=dict)  # what the runner reports: ONNX opset, TensorRT typing, layer precisions
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # files the runner built (model.onnx), for the report
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -55,5 +56,6 @@ def execute(backend: Backend, case: Case) -> Outcome:
         outcome.crash = traceback.format_exc()
     if runner is not None:
         outcome.details = dict(runner.details)
+        outcome.artifacts = dict(runner.artifacts)
     outcome.seconds = time.perf_counter() - start
     return outcome

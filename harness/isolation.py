@@ -3,7 +3,8 @@ process per backend, restarted after a crash. A segfault, a CUDA error that kill
 timeout fails that case with status `error` and the worker's captured stderr; the run goes on.
 
 Protocol (no pickles), on two pipes of its own, never on file descriptors 0, 1 or 2: a backend's native code that
-writes to stdout cannot shift the answers. One JSON line per request `{"id", "op", "file", "root", "case_id"}`;
+writes to stdout cannot shift the answers. The run configuration is the worker's last argument. One JSON line per
+request `{"id", "op", "case"}`, the case as data (harness.caseload.case_to_data: nothing to re-parse);
 one JSON line per answer carrying the request's `id` (an answer to another request is discarded, never taken for
 this one), arrays as base64 .npz (harness.bundle's encoding, loaded with allow_pickle=False). The worker's fds 1
 and 2 both go to a file whose tail becomes the crash report.
@@ -23,18 +24,15 @@ import time
 
 import numpy as np
 
+from .bundle import json_default
 from .case import Case
+from .caseload import case_to_data
+from .config import RunConfig
 from .errors import QdqError
 from .execute import Outcome
 
 DEFAULT_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 120.0  # importing the backend's libraries; not counted in a case's timeout
-
-
-def timeout_for(backend) -> float:
-    """QDQ_BACKEND_TIMEOUT (seconds) overrides a backend's own `timeout_s`."""
-    env = os.environ.get("QDQ_BACKEND_TIMEOUT")
-    return float(env) if env else float(backend.timeout_s)
 
 
 def visible_gpus() -> list[str]:
@@ -78,8 +76,9 @@ def decode_arrays(text: str | None) -> dict[str, np.ndarray] | None:
 class Worker:
     """One persistent `python -m harness.worker BACKEND` process."""
 
-    def __init__(self, backend_name: str):
+    def __init__(self, backend_name: str, config: RunConfig):
         self.backend_name = backend_name
+        self.config = config
         self.process: subprocess.Popen | None = None
         self.stderr = None
         self.requests = None  # our end of the request pipe
@@ -94,7 +93,8 @@ class Worker:
         ans_read, ans_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", self.backend_name, str(req_read), str(ans_write)],
+                [sys.executable, "-m", "harness.worker", self.backend_name, str(req_read), str(ans_write),
+                 json.dumps(self.config.as_dict())],
                 stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, pass_fds=(req_read, ans_write),
                 start_new_session=True, env=pinned_environment())
         finally:
@@ -152,8 +152,7 @@ class Worker:
                 return ready
         self.next_id += 1
         request_id = self.next_id
-        line = json.dumps({"id": request_id, "op": op, "file": str(case.file), "root": str(case.root),
-                           "case_id": case.id}) + "\n"
+        line = json.dumps({"id": request_id, "op": op, "case": case_to_data(case)}, default=json_default) + "\n"
         try:
             self.requests.write(line.encode())
             self.requests.flush()
@@ -222,18 +221,19 @@ def _signal_name(number: int) -> str:
 class WorkerPool:
     """One worker per isolated backend, for one pytest process (kept in the run state, closed at session end)."""
 
-    def __init__(self):
+    def __init__(self, config: RunConfig):
+        self.config = config
         self.workers: dict[str, Worker] = {}
 
     def worker(self, name: str) -> Worker:
-        return self.workers.setdefault(name, Worker(name))
+        return self.workers.setdefault(name, Worker(name, self.config))
 
     def execute(self, name: str, backend, case: Case) -> Outcome:
-        answer = self.worker(name).request("execute", case, timeout_for(backend))
+        answer = self.worker(name).request("execute", case, self.config.timeout_for(backend))
         return outcome_from(answer)
 
     def skip_reason(self, name: str, backend, case: Case) -> str | None:
-        answer = self.worker(name).request("skip_reason", case, timeout_for(backend))
+        answer = self.worker(name).request("skip_reason", case, self.config.timeout_for(backend))
         if "crash" in answer:
             return None  # the case's own run will meet (and report) the same crash
         return answer.get("skip_reason")
@@ -250,11 +250,13 @@ def outcome_from(answer: dict) -> Outcome:
         error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
         crash=answer.get("crash"), inputs=decode_arrays(answer.get("inputs")) or {}, seconds=answer.get("seconds", 0.0),
         skip=answer.get("skip"), built_not_run=answer.get("built_not_run"), details=answer.get("details") or {},
+        artifacts={k: base64.b64decode(v) for k, v in (answer.get("artifacts") or {}).items()},
     )
 
 
 def answer_for(outcome: Outcome) -> dict:
     return {"outputs": encode_arrays(outcome.outputs), "error": outcome.error.as_dict() if outcome.error else None,
             "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
-            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "details": outcome.details}
+            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "details": outcome.details,
+            "artifacts": {k: base64.b64encode(v).decode() for k, v in outcome.artifacts.items()}}
 

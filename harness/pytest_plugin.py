@@ -1,14 +1,19 @@
 """The engine: a pytest plugin (entry point `pytest11`) that turns case files into items.
 
-A YAML file under a folder named `cases` (or under `--qdq-root`) is a case file. Each case gives one item per
-selected backend, named `<case>[<backend>]`, plus `<case>[cross-backend]` when two or more backends are selected.
-All items of a case carry `xdist_group(<case id>)`, so `-n auto --dist loadgroup` keeps a case on one worker and the
-cross-backend item sees every backend's outputs. A file that does not load becomes one failing item whose message
-is `file:line: problem`; every other case still runs.
+A YAML file under a folder named `cases` (or under `--qdq-root`, or under a path given with `--qdq-cases`) is a
+case file. Each case gives one item per selected backend, named `<local>[<backend>]` (`<local>`: the case id after
+its file's part; a matrix's `::k=v,...` is written `(k=v,...)` because pytest reads `::` as a separator). A file
+that does not load becomes one failing item per problem, `file:line: problem`; every other case still runs.
 
-Hooks, in order: pytest_addoption, pytest_configure (run state in `config.stash`, no globals), pytest_collect_file,
-Item.runtest (execute + verdict), pytest_runtest_logreport (records reach the bundle on the controller, also from
-xdist workers, through `user_properties`), pytest_sessionfinish (the bundle is completed).
+Each item runs `harness.run.Executor.run` (the one run path) and hands its `Record` to the controller. After the
+last item, the controller compares every pair of backends per case from the outputs the run stored
+(harness/crossdiff.py), as `<local>[cross-backend]` records: no item depends on another having run in the same
+process, so any scheduler and any number of xdist workers give the same bundle.
+
+Hooks, in order: pytest_addoption, pytest_configure (one RunConfig; run state in `config.stash`, no globals),
+pytest_collect_directory/_file, Item.runtest, pytest_runtest_logreport (records reach the bundle on the controller,
+also from xdist workers, through `user_properties`), pytest_sessionfinish (cross-backend diffs, the bundle
+completed, summaries, Allure extras).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
+import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,16 +32,15 @@ import pytest
 
 from . import backend as backends_mod
 from . import bundle as bundle_mod
-from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .case import Case
-from .execute import Outcome, execute
-from .isolation import WorkerPool, timeout_for
-from .verdict import Verdict, judge, make
-from .watchdog import BackendTimeout, deadline
+from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
+from .config import DEFAULT_REFERENCE, RunConfig, default_cache, default_timeout
+from .run import CROSS_BACKEND, Executor, Record
+from .verdict import Verdict, make
 from .yamlread import read_bytes
 
 RECORD_KEY = "qdq_record"
-CROSS_BACKEND = "cross-backend"
+RESUME_DONE = ".resume-done.json"  # the items a resumed bundle holds, as the controller saw them at the start
 
 
 @dataclass
@@ -43,45 +48,17 @@ class RunState:
     backends: list[str]
     out_dir: Path | None
     root: Path | None
-    tier: str
     is_worker: bool
+    config: RunConfig = field(default_factory=RunConfig.defaults)
     case_paths: list[Path] = field(default_factory=list)  # folders/files of cases not under a folder named `cases`
     lock: object = None  # the open file holding the bundle folder's flock
     writer: bundle_mod.BundleWriter | None = None
-    outcomes: dict[str, dict[str, tuple[str | None, Outcome]]] = field(default_factory=dict)  # case id -> backend -> (version, outcome)
-    references: dict[str, Outcome] = field(default_factory=dict)
-    workers: WorkerPool = field(default_factory=WorkerPool)  # processes of isolated backends
+    executor: Executor | None = None
+    scratch: Path | None = None  # a temporary bundle folder when no --qdq-out is given (the diff reads outputs)
 
-    def execute(self, name: str, case: Case) -> Outcome:
-        backend = backends_mod.instance(name)
-        if backend.isolated:
-            return self.workers.execute(name, backend, case)
-        return self._in_process(name, backend, case, lambda: execute(backend, case))
-
-    def skip_reason(self, name: str, case: Case) -> str | None:
-        backend = backends_mod.instance(name)
-        if backend.isolated:
-            return self.workers.skip_reason(name, backend, case)
-        try:
-            with deadline(timeout_for(backend), f"{name} (in the pytest process) checking {case.id}"):
-                return backend.skip_reason(case)
-        except (Exception, BackendTimeout):
-            return None  # its run meets (and reports) the same problem
-
-    @staticmethod
-    def _in_process(name: str, backend, case: Case, call) -> Outcome:
-        start = time.perf_counter()
-        try:
-            with deadline(timeout_for(backend), f"{name} (in the pytest process) running {case.id}"):
-                return call()
-        except BackendTimeout as exc:
-            return Outcome(crash=str(exc), seconds=time.perf_counter() - start)
-
-    def reference(self, case: Case) -> Outcome:
-        """The numpy reference's outcome for a case, computed once per worker."""
-        if case.id not in self.references:
-            self.references[case.id] = self.execute("numpy", case)
-        return self.references[case.id]
+    @property
+    def tier(self) -> str:
+        return self.config.tier
 
 
 STATE = pytest.StashKey[RunState]()
@@ -99,9 +76,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "passes every path it is given)")
     group.addoption("--qdq-tier", default="quick", choices=("quick", "full"),
                     help="quick: CI's cases; full: also cases marked `tier: full` (nightly)")
+    group.addoption("--qdq-opset", type=int, default=None, metavar="N",
+                    help="ONNX opset for the ONNX-based backends (default: the lowest that expresses each case)")
+    group.addoption("--qdq-timeout", type=float, default=None, metavar="S",
+                    help="seconds a backend may take on one case (default: $QDQ_BACKEND_TIMEOUT, else the backend's own)")
+    group.addoption("--qdq-cache", default=None, metavar="DIR",
+                    help="cache folder for engines and timing caches (default: $QDQ_CACHE, else ~/.cache/qdq-harness)")
+    group.addoption("--qdq-reference", default=DEFAULT_REFERENCE, metavar="NAME",
+                    help="the backend `expect: reference` compares against (default: numpy)")
     group.addoption("--qdq-resume", action="store_true",
                     help="continue the bundle in --qdq-out: items it already records are not run again")
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
+
+
+def run_config(config: pytest.Config) -> RunConfig:
+    """The run configuration, from pytest's options (their defaults from the environment, harness/config.py)."""
+    timeout = config.getoption("--qdq-timeout")
+    return RunConfig(opset=config.getoption("--qdq-opset"),
+                     timeout_s=timeout if timeout is not None else default_timeout(),
+                     cache_dir=config.getoption("--qdq-cache") or default_cache(),
+                     tier=config.getoption("--qdq-tier"), reference=config.getoption("--qdq-reference"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -110,14 +104,24 @@ def pytest_configure(config: pytest.Config) -> None:
     unknown = [b for b in chosen if b not in known]
     if unknown:
         raise pytest.UsageError(f"unknown backend(s) {unknown}; installed: {known}")
-    out = config.getoption("--qdq-out")
+    run = run_config(config)
+    if run.reference not in known:
+        raise pytest.UsageError(f"--qdq-reference {run.reference!r} is not an installed backend; installed: {known}")
+    is_worker = hasattr(config, "workerinput")
+    out = config.workerinput.get("qdq_out") if is_worker else config.getoption("--qdq-out")
     root = config.getoption("--qdq-root")
     state = RunState(backends=list(dict.fromkeys(chosen)), out_dir=Path(out).resolve() if out else None,
-                     root=_absolute(root) if root else None, tier=config.getoption("--qdq-tier"),
-                     is_worker=hasattr(config, "workerinput"),
+                     root=_absolute(root) if root else None, is_worker=is_worker, config=run,
                      case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")])
     config.stash[STATE] = state
-    if state.out_dir and not state.is_worker:
+    for name in dict.fromkeys([*state.backends, run.reference]):
+        try:
+            backends_mod.instance(name).configure(run)
+        except ValueError as exc:  # a backend refuses the configuration (an opset it cannot write)
+            raise pytest.UsageError(f"{name}: {exc}") from None
+    if not is_worker:
+        if state.out_dir is None:  # outputs are stored even then: the cross-backend diff reads them
+            state.scratch = state.out_dir = Path(tempfile.mkdtemp(prefix="qdq-run-"))
         problem = out_dir_problem(state.out_dir)
         if problem:
             raise pytest.UsageError(problem)
@@ -127,9 +131,19 @@ def pytest_configure(config: pytest.Config) -> None:
             except bundle_mod.BundleInUse as exc:
                 raise pytest.UsageError(str(exc)) from None
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends),
-                                               resume=config.getoption("--qdq-resume"))
-        config.pluginmanager.register(BundleReporter(state.writer, config), "qdq-bundle")
+                                               resume=config.getoption("--qdq-resume"), run_config=run.as_dict())
+        (state.out_dir / RESUME_DONE).write_text(json.dumps(sorted(state.writer.recorded())))
+        config.pluginmanager.register(BundleReporter(state, config), "qdq-bundle")
         _terminate_like_interrupt()
+    state.executor = Executor(run, state.out_dir)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """pytest-xdist, on the controller: each worker stores its outputs in the controller's bundle folder."""
+    state = node.config.stash.get(STATE, None)
+    if state is not None and state.out_dir is not None:
+        node.workerinput["qdq_out"] = str(state.out_dir)
 
 
 def out_dir_problem(out: Path) -> str | None:
@@ -156,12 +170,13 @@ def _terminate_like_interrupt() -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """With --qdq-resume, items the bundle already records are deselected (only on the controller: workers have no
-    writer and receive what the controller schedules)."""
+    """With --qdq-resume, items the bundle already records are deselected, identically in every process (from the
+    list the controller wrote before any worker started)."""
     state = config.stash.get(STATE, None)
-    if state is None or state.writer is None or not config.getoption("--qdq-resume"):
+    if state is None or state.out_dir is None or not config.getoption("--qdq-resume"):
         return
-    done = state.writer.recorded()
+    marker = state.out_dir / RESUME_DONE
+    done = set(json.loads(marker.read_text())) if marker.exists() else set()
     keep = [item for item in items if _stable(item.nodeid) not in done]
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if _stable(item.nodeid) in done])
@@ -176,9 +191,12 @@ def _stable(nodeid: str) -> str:
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
-        state.workers.close()
+        if state.executor is not None:
+            state.executor.close()
         if state.lock is not None:
             state.lock.close()
+        if state.scratch is not None:
+            shutil.rmtree(state.scratch, ignore_errors=True)
 
 
 def describe_backends(names: list[str]) -> dict[str, dict]:
@@ -187,10 +205,10 @@ def describe_backends(names: list[str]) -> dict[str, dict]:
         backend = backends_mod.instance(name)
         avail = backends_mod.availability(name)
         out[name] = {"version": avail.version, "available": avail.available, "reason": avail.reason,
-                     "product": backend.product, "description": backend.description}
-        details = getattr(backend, "details", None)
-        if callable(details):
-            out[name]["details"] = details()
+                     "product": backend.product, "description": backend.description, "isolated": backend.isolated}
+        details = backend.details()
+        if details:
+            out[name]["details"] = details
     return out
 
 
@@ -293,8 +311,6 @@ class CaseFile(pytest.File):
             local = _local_name(case)
             for name in state.backends:
                 yield CaseItem.from_parent(self, name=f"{local}[{name}]", case=case, backend_name=name)
-            if len(state.backends) >= 2:
-                yield CrossBackendItem.from_parent(self, name=f"{local}[{CROSS_BACKEND}]", case=case, backend_name=CROSS_BACKEND)
 
 
 class CaseFailure(AssertionError):
@@ -309,13 +325,13 @@ def _allure_active(config: pytest.Config) -> bool:
     return config.pluginmanager.hasplugin("allure_pytest") and bool(config.getoption("allure_report_dir", None))
 
 
-class _QdqItem(pytest.Item):
-    def _record(self, verdict: Verdict, **extra) -> None:
-        self.user_properties.append((RECORD_KEY, json.dumps({**self._record_base(), **verdict.as_dict(), **extra},
-                                                            default=bundle_mod.json_default)))
+def alluredir(config: pytest.Config) -> Path | None:
+    return Path(config.getoption("allure_report_dir")) if _allure_active(config) else None
 
-    def _record_base(self) -> dict:
-        return {"nodeid": self.stable_nodeid}
+
+class _QdqItem(pytest.Item):
+    def _record(self, record: Record) -> None:
+        self.user_properties.append((RECORD_KEY, json.dumps(record.as_dict(), default=bundle_mod.json_default)))
 
     @property
     def stable_nodeid(self) -> str:
@@ -351,7 +367,7 @@ class InvalidCaseItem(_QdqItem):
 
     def runtest(self) -> None:
         verdict = make("invalid-case-file", str(self.error))
-        self._record(verdict, case_id=self.file_id, backend=None)
+        self._record(Record.of(self.stable_nodeid, None, self.file_id, None, verdict))
         if _allure_active(self.config):
             import allure
 
@@ -367,123 +383,43 @@ class InvalidCaseItem(_QdqItem):
 
 
 class CaseItem(_QdqItem):
+    """One case on one backend: `Executor.run`, its record, its Allure result."""
+
     def __init__(self, *, case: Case, backend_name: str, **kw):
         super().__init__(**kw)
         self.case = case
         self.backend_name = backend_name
-        self.add_marker(pytest.mark.xdist_group(case.id))
+        self.add_marker(pytest.mark.xdist_group(case.id))  # cache locality only: no item needs another's state
         self.extra_keyword_matches.update(case.tags)  # `-k int8` selects by tag
 
     def reportinfo(self):
         return self.path, self.case.line - 1, f"{self.case.id} on {self.backend_name}"
 
-    def _record_base(self) -> dict:
-        case = self.case
-        return {
-            "nodeid": self.stable_nodeid, "case_id": case.id, "backend": self.backend_name,
-            "case": {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
-                     "file": case.file.resolve().relative_to(case.root.parent).as_posix()
-                     if case.file.resolve().is_relative_to(case.root.parent) else case.file.name,
-                     "file_hash": case.file_hash, "content_hash": case.content_hash, "params": case.params},
-        }
-
     def runtest(self) -> None:
         state = self.config.stash[STATE]
-        verdict, version, extra = self._run(state)
-        self._record(verdict, backend_version=version, **{k: v for k, v in extra.items() if k != "outcome"})
+        verdict, version, outcome, extra = state.executor.run(self.case, self.backend_name)
+        record = Record.of(self.stable_nodeid, self.case, self.case.id, self.backend_name, verdict,
+                           backend_version=version, **extra)
+        record.source = {"path": str(_absolute(self.case.file)), "root": str(self.case.root)}
+        self._record(record)
         if _allure_active(self.config):
-            self._report(verdict, version, extra)
+            from . import report
+
+            report.label_item(self.case, self.backend_name, version)
+            report.attach_case(self.case, self.backend_name, outcome, verdict, version)
         self._conclude(verdict)
-
-    def _report(self, verdict: Verdict, version: str | None, extra: dict) -> None:
-        from . import report
-
-        report.label_item(self.case, self.backend_name, version)
-        report.attach_case(self.case, self.backend_name, extra.get("outcome"), verdict, version)
-
-    def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
-        avail = backends_mod.availability(self.backend_name)
-        if not avail.available:
-            return make("skipped", f"{self.backend_name} unavailable: {avail.reason}"), avail.version, {}
-        requirement = self.case.unmet_requirement(self.backend_name, avail.version)
-        if requirement:
-            return make("skipped", f"needs {self.backend_name} {requirement.selector.version} (have {avail.version}): "
-                                   f"{requirement.reason}"), avail.version, {}
-        lacking = state.skip_reason(self.backend_name, self.case)
-        if lacking:
-            return make("skipped", lacking), avail.version, {}
-        outcome = state.execute(self.backend_name, self.case)
-        state.outcomes.setdefault(self.case.id, {})[self.backend_name] = (avail.version, outcome)
-        verdict = judge(self.case, self.backend_name, avail.version, outcome, reference=lambda: state.reference(self.case))
-        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
-                 "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details,
-                 "outcome": outcome}
-        if state.out_dir and outcome.outputs is not None:
-            path = bundle_mod.save_outputs(state.out_dir, self.case.id, self.backend_name, outcome.outputs)
-            extra["outputs_file"] = path.relative_to(state.out_dir).as_posix()
-        return verdict, avail.version, extra
-
-
-class CrossBackendItem(CaseItem):
-    """Every pair of backends that produced outputs for this case, compared (harness/crossdiff.py).
-
-    With `--dist loadgroup` the case's backend items ran earlier on this worker and their outcomes are in the run
-    state. Any that are missing (another scheduler, or an xdist/pytest pair whose grouping is broken) are executed
-    again here, in isolation workers (a backend that crashed its item must not crash this one), so the diff never
-    depends on scheduling; the record lists them under `recomputed`.
-    """
-
-    def _run(self, state: RunState) -> tuple[Verdict, str | None, dict]:
-        from .crossdiff import cross_backend_verdict
-
-        outcomes = state.outcomes.setdefault(self.case.id, {})
-        recomputed = []
-        for name in state.backends:
-            if name in outcomes:
-                continue
-            avail = backends_mod.availability(name)
-            if not avail.available or self.case.unmet_requirement(name, avail.version):
-                continue
-            if state.skip_reason(name, self.case):
-                continue
-            # Always in a worker process: the backend's own item may have crashed this process's predecessor.
-            outcomes[name] = (avail.version, state.workers.execute(name, backends_mod.instance(name), self.case))
-            recomputed.append(name)
-        verdict, diffs = cross_backend_verdict(self.case, outcomes)
-        return verdict, None, {"diffs": diffs, "recomputed": recomputed, "outcome": outcomes}
-
-    def _report(self, verdict: Verdict, version: str | None, extra: dict) -> None:
-        """Labels, the case, and for each disagreeing pair its table and heatmap."""
-        from . import report
-
-        report.label_item(self.case, self.backend_name, None)
-        report.attach_case(self.case, self.backend_name, None, verdict)
-        outcomes = extra.get("outcome", {})
-        differing = [d for d in extra.get("diffs", []) if not d["agree"] and not d["shape_mismatch"]]
-        if differing:  # a passing cross-backend item says what it found, declared or not
-            import allure
-
-            allure.dynamic.description("\n".join(
-                f"- {d['backends'][0]} vs {d['backends'][1]} on `{d['output']}`: {d['differing']} of {d['total']} "
-                f"element{'s' if d['total'] != 1 else ''} differ, max |diff| {d['max_abs']:.6g}"
-                + (f" ({d['max_steps']:g} steps)" if d["max_steps"] is not None else "")
-                + (f"; declared: {d['declared'][0]}" if d.get("declared") else "; UNDECLARED") for d in differing))
-            if verdict.status == "pass":
-                allure.dynamic.tag("declared disagreements")
-        for d in differing:
-            a, b = d["backends"]
-            oa, ob = outcomes[a][1], outcomes[b][1]
-            report.attach_difference(f"{d['output']} ({a} vs {b})", ob.outputs[d["output"]], oa.outputs[d["output"]],
-                                     d["first"], b, a)
 
 
 class BundleReporter:
-    """Registered on the controller when `--qdq-out` is given: records reach the bundle as reports arrive; at the
-    end the bundle is completed, the summaries written, and the Allure results get their report-level files."""
+    """On the controller: records reach the bundle as reports arrive; after the last item the cross-backend diffs
+    are made from the stored outputs, the bundle is completed, the summaries written, and the Allure results get
+    their report-level files."""
 
-    def __init__(self, writer: bundle_mod.BundleWriter, config: pytest.Config):
-        self.writer = writer
+    def __init__(self, state: RunState, config: pytest.Config):
+        self.state = state
+        self.writer = state.writer
         self.config = config
+        self.cross: list[dict] = []
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
         self.writer.started(_stable(nodeid))
@@ -496,29 +432,42 @@ class BundleReporter:
         if report.failed and not records and report.when != "teardown":  # xdist reports a crash with when="???"
             # No record: the item died before writing one (an xdist worker crash, a setup error).
             nodeid = _stable(report.nodeid)
-            case_id, backend = identify(nodeid, self.config.rootpath, self.config.stash[STATE])
-            self.writer.add({"nodeid": nodeid, "case_id": case_id, "backend": backend,
-                             "status": "error", "kind": "backend-crash", "reason": str(report.longrepr)[-2000:],
-                             "metrics": {}})
-            if _allure_active(self.config) and getattr(report, "node", None) is not None:
+            case_id, backend = identify(nodeid, self.config.rootpath, self.state)
+            self.writer.add(Record.crash(nodeid, case_id, backend, str(report.longrepr)).as_dict())
+            if alluredir(self.config) and getattr(report, "node", None) is not None:
                 from . import report as report_mod  # an xdist worker died: allure-pytest wrote nothing for it
 
-                report_mod.write_crash_result(Path(self.config.getoption("allure_report_dir")), report.nodeid,
-                                              str(report.longrepr))
+                report_mod.write_crash_result(alluredir(self.config), report.nodeid, str(report.longrepr))
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) and not session.shouldstop
-        self.writer.finish(int(exitstatus), complete)
+        if complete and len(self.state.backends) >= 2:
+            from .crossdiff import stored_cross_backend
+
+            self.cross = stored_cross_backend(self.writer.doc["records"], self.writer.doc.get("_sources", {}), self.state.out_dir,
+                                              self.state.backends, alluredir(self.config))
+            for record in self.cross:
+                self.writer.add(record)
+            if any(r["status"] in ("fail", "error") for r in self.cross) and session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.writer.finish(int(session.exitstatus), complete)
         from . import summary
 
         summary.write(self.writer.out_dir, self.writer.doc)
-        if _allure_active(self.config):
+        if alluredir(self.config):
             from . import report as report_mod
 
-            state = self.config.stash[STATE]
-            alluredir = Path(self.config.getoption("allure_report_dir"))
-            report_mod.write_results_extras(alluredir, self.writer.doc["backends"], self.writer.doc["environment"],
-                                            state.root)
-            report_mod.mark_declared_deviations(alluredir)
+            report_mod.write_results_extras(alluredir(self.config), self.writer.doc["backends"],
+                                            self.writer.doc["environment"], self.state.root)
+            report_mod.mark_declared_deviations(alluredir(self.config))
 
-
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.cross:
+            return
+        failing = [r for r in self.cross if r["status"] in ("fail", "error")]
+        counts = {s: sum(1 for r in self.cross if r["status"] == s) for s in ("pass", "fail", "error", "skip")}
+        terminalreporter.section(f"{CROSS_BACKEND} (from the stored outputs)")
+        terminalreporter.line(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+        for r in failing:
+            terminalreporter.line(f"FAILED {r['nodeid']} - {r['reason'][:500]}")

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -71,23 +72,81 @@ def allure_module():
         return None
 
 
+def labels(case, backend: str) -> list[tuple[str, str]]:
+    """What a person groups results by: source document (epic), case family (feature), case (story), tags,
+    severity and backend; the same for items written by allure-pytest and for those the harness writes itself."""
+    out = [("epic", case.source.get("document", "unknown")), ("feature", case.id.split("/")[0]), ("story", case.id)]
+    out += [("tag", tag) for tag in case.tags]
+    out += [("severity", case.severity if case.severity in _SEVERITIES else "normal"), ("backend", backend)]
+    return out
+
+
+_SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
+
+
 def label_item(case, backend: str, version: str | None) -> None:
     allure = allure_module()
     if allure is None:
         return
     allure.dynamic.title(f"{case.title} [{backend}]")
-    allure.dynamic.epic(case.source.get("document", "unknown"))
-    allure.dynamic.feature(case.id.split("/")[0])
-    allure.dynamic.story(case.id)
-    for tag in case.tags:
-        allure.dynamic.tag(tag)
-    level = getattr(allure.severity_level, case.severity.upper(), allure.severity_level.NORMAL)
-    allure.dynamic.severity(level)
-    allure.dynamic.label("backend", backend)
+    for name, value in labels(case, backend):
+        allure.dynamic.label(name, value)
     allure.dynamic.parameter("backend", backend)
     allure.dynamic.parameter("backend version", version or "-", excluded=True)
     if case.source.get("link"):
         allure.dynamic.link(case.source["link"], name="source")
+
+
+def write_cross_backend_result(alluredir: Path, case, record: dict, outcomes: dict, verdict) -> None:
+    """The cross-backend result, written by the harness (it is made after the items, from stored outputs): the
+    same labels as every item, the disagreements described even inside a pass, and for each differing pair its
+    table and heatmap."""
+    alluredir = Path(alluredir)
+    alluredir.mkdir(parents=True, exist_ok=True)
+    attachments = []
+
+    def attach(name: str, data: bytes, mime: str, ext: str) -> None:
+        source = f"{uuid.uuid4()}-attachment.{ext}"
+        (alluredir / source).write_bytes(data)
+        attachments.append({"name": name, "source": source, "type": mime})
+
+    from .yamlread import read_bytes
+
+    data, _ = read_bytes(case.file)
+    if data is not None:
+        attach(case.file.name, data, "application/yaml", "yaml")
+    differing = [d for d in record.get("diffs") or [] if not d["agree"] and not d["shape_mismatch"]]
+    for d in differing:
+        a, b = d["backends"]
+        got, want = outcomes[b][1].outputs[d["output"]], outcomes[a][1].outputs[d["output"]]
+        label = f"{d['output']} ({a} vs {b})"
+        attach(f"{label} differences.csv", difference_table(d["first"], b, a).encode(), "text/csv", "csv")
+        g, e = np.asarray(got).astype(np.float64), np.asarray(want).astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            diff = np.nan_to_num(np.where((g == e) | (np.isnan(g) & np.isnan(e)), 0.0, np.abs(g - e)), nan=np.inf)
+        attach(f"{label} heatmap", heatmap(diff, f"|{b} - {a}| of {d['output']}"), "image/png", "png")
+    description = "\n".join(
+        f"- {d['backends'][0]} vs {d['backends'][1]} on `{d['output']}`: {d['differing']} of {d['total']} "
+        f"element{'s' if d['total'] != 1 else ''} differ, max |diff| {d['max_abs']:.6g}"
+        + (f" ({d['max_steps']:g} steps)" if d["max_steps"] is not None else "")
+        + (f"; declared: {d['declared'][0]}" if d.get("declared") else "; UNDECLARED") for d in differing)
+    tags = [("tag", "declared disagreements")] if differing and record["status"] == "pass" else []
+    status = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped"}[record["status"]]
+    now = int(time.time() * 1000)
+    nodeid = record["nodeid"]
+    result = {
+        "uuid": str(uuid.uuid4()), "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex,
+        "testCaseId": uuid.uuid5(uuid.NAMESPACE_URL, "case:" + nodeid).hex,
+        "name": f"{case.title} [cross-backend]", "fullName": nodeid, "status": status,
+        "statusDetails": {"message": verdict.message if record["status"] != "pass" else verdict.reason},
+        "description": description or None, "start": now, "stop": now,
+        "labels": [{"name": n, "value": v} for n, v in labels(case, "cross-backend") + tags],
+        "parameters": [{"name": "backend", "value": "cross-backend"},
+                       {"name": "backend version", "value": "-", "excluded": True}],
+        "links": [{"type": "link", "url": case.source["link"], "name": "source"}] if case.source.get("link") else [],
+        "attachments": attachments,
+    }
+    (alluredir / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 
 def _csv(arrays: dict[str, np.ndarray]) -> str:
@@ -136,19 +195,16 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
     if verdict.metrics:
         allure.attach(json.dumps(verdict.metrics, indent=1, default=str), name="metrics",
                       attachment_type=allure.attachment_type.JSON)
+    from .backend import instance
+
     try:
-        from .repro import write_repro
-
-        allure.attach(write_repro(case, backend), name=f"repro-{backend}.py", attachment_type=allure.attachment_type.TEXT)
-    except Exception:  # no writer for this backend, or the case cannot be expressed: no script, no failure
-        pass
-    if backend in ("onnxruntime", "onnx-reference", "tensorrt-onnx"):
-        try:
-            from .onnx_export import export
-
-            allure.attach(export(case).model.SerializeToString(), name="model.onnx", extension="onnx")
-        except Exception:
-            pass
+        script = instance(backend).repro(case) if backend in _backend_names() else None
+    except Exception as exc:  # a case the backend's script writer cannot express: say so, never fail the item
+        script = f"# no repro script: {type(exc).__name__}: {exc}\n"
+    if script:
+        allure.attach(script, name=f"repro-{backend}.py", attachment_type=allure.attachment_type.TEXT)
+    for name, data in (outcome.artifacts if outcome is not None else {}).items():
+        allure.attach(data, name=name, extension=name.rsplit(".", 1)[-1])
     if verdict.kind == "numeric-mismatch" and outcome is not None and outcome.outputs:
         from .crossdiff import pair_diff
         from .network import NetworkInfo
@@ -161,6 +217,12 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
             got = {k: v for k, v in outcome.outputs.items() if k in expected and np.shape(v) == np.shape(expected[k])}
             for d in pair_diff(case, info, "expected", "got", expected, got, outcome.inputs, expect.tolerance):
                 attach_difference(d["output"], got[d["output"]], expected[d["output"]], d["first"], "got", "expected")
+
+
+def _backend_names() -> set[str]:
+    from .backend import discover
+
+    return set(discover())
 
 
 def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, rows: list[dict], got_label: str,

@@ -20,6 +20,7 @@ from . import data as data_mod
 from . import dtypes
 from .case import Case, Expectation
 from .compare import Comparison, compare
+from .config import DEFAULT_REFERENCE
 from .execute import Outcome
 from .network import NetworkInfo
 
@@ -79,7 +80,11 @@ def expected_arrays(case: Case, values: dict, info: NetworkInfo) -> dict[str, np
 
 
 def _compare_values(case: Case, info: NetworkInfo, outputs: dict, values: dict, tolerance) -> _Check:
-    expected = expected_arrays(case, values, info)
+    return _compare(case, info, outputs, expected_arrays(case, values, info), tolerance)
+
+
+def _compare(case: Case, info: NetworkInfo, outputs: dict, expected: dict, tolerance, against: str = "") -> _Check:
+    """Each expected output against the backend's, within the tolerance (steps of the output's own scale)."""
     metrics, failures = {}, []
     for name, exp in expected.items():
         if name not in outputs:
@@ -88,14 +93,14 @@ def _compare_values(case: Case, info: NetworkInfo, outputs: dict, values: dict, 
         c: Comparison = compare(outputs[name], exp, tolerance, step)
         metrics[name] = c.as_dict()
         if not c.ok:
-            failures.append(f"{name}: {c.summary()}")
+            failures.append(f"{name}: {c.summary()}{against}")
     if failures:
         return _Check(False, "numeric-mismatch", "; ".join(failures), metrics)
     return _Check(True, metrics=metrics)
 
 
 def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkInfo, backend: str,
-               reference: Callable[[], Outcome] | None) -> _Check:
+               reference: Callable[[], Outcome] | None, reference_name: str = DEFAULT_REFERENCE) -> _Check:
     if expect.kind == "observe":
         return _Check(True, detail="observed (no expectation)")
     if expect.kind == "error":
@@ -109,36 +114,26 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
                                                 f"/{expect.message}/: {err.native}")
         return _Check(True, detail=f"{err.category}: {err.native}")
     if expect.kind == "reference":
-        if backend == "numpy" or reference is None:
+        if backend == reference_name or reference is None:
             if outcome.error is not None:
                 return _Check(True, detail=f"the reference refuses it: {outcome.error.category}")
             return _Check(True, detail="this is the reference")
         ref = reference()
         if ref.crash or ref.skip:
-            return _Check(False, "backend-crash", f"the numpy reference could not run: {ref.crash or ref.skip}")
+            return _Check(False, "backend-crash", f"the reference ({reference_name}) could not run: {ref.crash or ref.skip}")
         if ref.error is not None:
             return _satisfies(Expectation("error", category=ref.error.category), outcome, case, info, backend, None)
         if outcome.error is not None:
             return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
-        return _compare_arrays(outcome.outputs, ref.outputs, expect.tolerance, info)
+        return _compare(case, info, outcome.outputs, ref.outputs, expect.tolerance, f" (against the reference, {reference_name})")
     # values
     if outcome.error is not None:
         return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
     return _compare_values(case, info, outcome.outputs, expect.values, expect.tolerance)
 
 
-def _compare_arrays(outputs: dict, expected: dict, tolerance, info: NetworkInfo) -> _Check:
-    metrics, failures = {}, []
-    for name, exp in expected.items():
-        c = compare(outputs[name], exp, tolerance, info.step(name) if tolerance.kind == "steps" else None)
-        metrics[name] = c.as_dict()
-        if not c.ok:
-            failures.append(f"{name}: {c.summary()} (against the numpy reference)")
-    return _Check(not failures, "numeric-mismatch" if failures else "pass", "; ".join(failures), metrics)
-
-
 def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
-          reference: Callable[[], Outcome] | None = None) -> Verdict:
+          reference: Callable[[], Outcome] | None = None, reference_name: str = DEFAULT_REFERENCE) -> Verdict:
     if outcome.skip:
         return make("skipped", outcome.skip)
     if outcome.crash:
@@ -148,7 +143,7 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     if outcome.built_not_run:
         return _judge_build_only(case, expect, override, outcome.built_not_run)
     info = NetworkInfo(case)
-    primary = _satisfies(case.expect, outcome, case, info, backend, reference)
+    primary = _satisfies(case.expect, outcome, case, info, backend, reference, reference_name)
     described = {"expectation": expect.describe()}
 
     if override is not None:
@@ -157,7 +152,7 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
             return make("deviation-no-longer-observed",
                         f"declared deviation not observed: the case's own expectation ({case.expect.describe()}) holds; "
                         f"declared: {override.reason}", metrics=primary.metrics, **described)
-        held = _satisfies(expect, outcome, case, info, backend, reference)
+        held = _satisfies(expect, outcome, case, info, backend, reference, reference_name)
         if held.ok:
             return make("declared-deviation", f"{override.reason} [{case.expect.describe()} does not hold: "
                                               f"{primary.detail}]", metrics=held.metrics, **described)

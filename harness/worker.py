@@ -1,23 +1,24 @@
-"""`python -m harness.worker BACKEND REQUEST_FD ANSWER_FD`: the persistent worker process of harness/isolation.py.
-Reads one JSON request per line from REQUEST_FD, answers one JSON line (tagged with the request's id) on ANSWER_FD;
-file descriptors 1 and 2 are the crash log, so whatever a backend's native code prints cannot reach the protocol.
-A crash here kills only this process."""
+"""`python -m harness.worker BACKEND REQUEST_FD ANSWER_FD CONFIG_JSON`: the persistent worker process of
+harness/isolation.py. Reads one JSON request per line from REQUEST_FD (the case as data), answers one JSON line
+tagged with the request's id on ANSWER_FD; file descriptors 1 and 2 are the crash log, so whatever a backend's
+native code prints cannot reach the protocol. A crash here kills only this process."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from pathlib import Path
 
 from .backend import instance
-from .caseload import load_file
+from .caseload import case_from_data
+from .config import RunConfig
 from .execute import execute
 from .isolation import answer_for
 
 
 def main() -> None:
     backend_name, request_fd, answer_fd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    config = RunConfig.from_dict(json.loads(sys.argv[4]))
     os.dup2(2, 1)  # fd 1 (native printf) goes where stderr goes: the crash log, never the protocol
     sys.stdout = sys.stderr
     requests = os.fdopen(request_fd, "rb")
@@ -28,14 +29,11 @@ def main() -> None:
         answers.flush()
 
     backend = instance(backend_name)
-    cases: dict[tuple[str, str], dict] = {}
+    backend.configure(config)
     send({"id": None, "ready": True})  # started: request timeouts count from here
     for line in requests:
         request = json.loads(line)
-        key = (request["file"], request["root"])
-        if key not in cases:
-            cases[key] = {c.id: c for c in load_file(Path(request["file"]), Path(request["root"]))}
-        case = cases[key][request["case_id"]]
+        case = case_from_data(request["case"])
         if request["op"] == "skip_reason":
             answer = {"skip_reason": backend.skip_reason(case)}
         else:

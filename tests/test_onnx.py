@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 from harness.execute import make_inputs
-from harness.onnx_export import check, export, minimum_opset
+from plugins.onnx.export import check, export, minimum_opset
 
 
 def qdq_case(load_case, *, shape, scale_shape, scale, to="int8", axis=None, in_dtype="float32", out="float32",

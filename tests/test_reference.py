@@ -12,7 +12,7 @@ import pytest
 
 from harness.errors import QdqError
 from harness.execute import execute
-from plugins.numpy_reference import NumpyReference, dequantize, quantize
+from plugins.numpy.backend import NumpyReference, dequantize, quantize
 
 BACKEND = NumpyReference()
 

@@ -41,4 +41,4 @@ def test_repro_script_reproduces_stored_outputs(bundle, tmp_path, backend, case_
 
 def test_unknown_backend_is_a_usage_error():
     r = run_qdq("repro", "docs/s1-per-tensor-int8", "--backend", "nope")
-    assert r.returncode == 2 and "no repro writer" in r.stderr
+    assert r.returncode == 2 and "unknown backend 'nope'" in r.stderr

@@ -53,7 +53,7 @@ def test_versions_never_match_tensorrt_overrides(rtx_run):
 def test_valid_twins_build_for_error_cases():
     from harness.caseload import load_file
     from harness.twin import valid_twins
-    from plugins.tensorrt_rtx_backend import TensorRTRTXBackend
+    from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
 
     backend = TensorRTRTXBackend()
     for rel in ("docs/s3-zero-point.yaml", "rules/scale.yaml"):
@@ -101,8 +101,8 @@ class _HopperCuda:
 
 
 def test_a_gpu_rtx_refuses_makes_value_cases_skips_naming_its_compute_capability(monkeypatch):
-    import harness.trt_runtime as trt_runtime
-    import plugins.tensorrt_rtx_backend as rtx_mod
+    import plugins.tensorrt.runtime as trt_runtime
+    import plugins.tensorrt.rtx_backend as rtx_mod
     from harness.caseload import load_file
     from harness.execute import execute
     from harness.verdict import judge

@@ -6,7 +6,7 @@ def test_runtime_helpers_pack_int4_low_nibble_first():
     import ml_dtypes
     import numpy as np
 
-    from harness.trt_runtime import _pack_int4, _unpack_int4
+    from plugins.tensorrt.runtime import _pack_int4, _unpack_int4
 
     a = np.array([1, -2, 7, -8, 3], dtype=ml_dtypes.int4)
     packed = _pack_int4(a)

@@ -184,7 +184,7 @@ class FakeCuda:
 
 def apply_mutation(name: str) -> None:
     """Deliberate breakages the probe must catch (tests/test_trt_api_surface.py)."""
-    from harness import trt_compat, trt_runtime
+    from plugins.tensorrt import compat as trt_compat, runtime as trt_runtime
 
     if name == "renamed-attribute":
         trt_compat.TrtApi.add_quantize = lambda self, network, x, s, to: network.add_quantize_layer(x, s, self.dtype(to))
@@ -209,11 +209,11 @@ def main() -> None:
     repo = Path(__file__).resolve().parent.parent
     sys.path.insert(0, str(repo))
     real = importlib.import_module("tensorrt_bindings")
-    from harness import trt_runtime
+    from plugins.tensorrt import runtime as trt_runtime
     from harness.caseload import check_file, iter_case_files
     from harness.errors import QdqError
-    from harness.trt_compat import TrtApi
-    from harness.trt_network import build_engine, make_logger
+    from plugins.tensorrt.compat import TrtApi
+    from plugins.tensorrt.network import build_engine, make_logger
 
     apply_mutation(mutation)
     trt_runtime.cuda_runtime = lambda: FakeCuda()

@@ -20,7 +20,7 @@ def _mark(case) -> None:
 
 
 def _reference(case):
-    from plugins.numpy_reference import NumpyReference
+    from plugins.numpy.backend import NumpyReference
 
     return NumpyReference().load(case)
 

@@ -5,9 +5,9 @@ the path real QAT models take (pytorch_quantization, TensorRT Model Optimizer); 
 from __future__ import annotations
 
 from harness.case import Case
-from harness.onnx_export import export
-from harness.trt_network import Built, build_engine
-from plugins.tensorrt_backend import TensorRTBackend
+from plugins.onnx.export import export
+from plugins.tensorrt.network import Built, build_engine
+from plugins.tensorrt.backend import TensorRTBackend
 
 
 class TensorRTOnnxBackend(TensorRTBackend):
@@ -16,6 +16,11 @@ class TensorRTOnnxBackend(TensorRTBackend):
     description = "the case as ONNX QuantizeLinear/DequantizeLinear, parsed by TensorRT's OnnxParser, run on a GPU"
 
     def _build(self, api, case: Case) -> Built:
-        model = export(case).model.SerializeToString()
+        model = export(case, self.config.opset).model.SerializeToString()
         return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model,
                             timing_cache=self._timing_cache(api))
+
+    def repro(self, case: Case) -> str:
+        from plugins.tensorrt.repro import onnx_parser_script
+
+        return onnx_parser_script(case)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from .errors import QdqError
+from harness.errors import QdqError
 
 # case type -> DataType member name
 DATA_TYPES = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16", "int8": "INT8", "int32": "INT32",

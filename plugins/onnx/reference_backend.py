@@ -14,7 +14,6 @@ from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
-from harness.onnx_export import check, export, minimum_opset, requested_opset
 
 MIN_OPSET = 19
 _PATTERNS = [
@@ -71,10 +70,29 @@ class OnnxReferenceBackend(Backend):
             return Availability(False, None, f"module missing: {exc.name} (pip install 'qdq-harness[onnx]')")
         return Availability(True, onnx.__version__, "")
 
+    def configure(self, config) -> None:
+        """Refuses an opset the translator cannot write (a usage error of the run, said once)."""
+        if config.opset is not None and self.availability().available:
+            from plugins.onnx.export import opset_problem
+
+            problem = opset_problem(config.opset)
+            if problem:
+                raise ValueError(problem)
+        super().configure(config)
+
     def load(self, case: Case) -> Runner:
-        exported = export(case, max(MIN_OPSET, requested_opset() or case.onnx.get("opset") or minimum_opset(case)))
+        from plugins.onnx.export import check, export, minimum_opset  # onnx is imported when used, not when listed
+
+        exported = export(case, max(MIN_OPSET, self.config.opset or case.onnx.get("opset") or minimum_opset(case)))
         try:
             check(exported.model)
         except Exception as exc:
             raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
-        return _Runner(case, exported.model, exported.opset)
+        runner = _Runner(case, exported.model, exported.opset)
+        runner.artifacts["model.onnx"] = exported.model.SerializeToString()
+        return runner
+
+    def repro(self, case: Case) -> str:
+        from plugins.onnx.repro import reference_script
+
+        return reference_script(case)

@@ -20,13 +20,12 @@ import harness
 
 from harness.backend import Availability, Backend, Runner
 from harness.case import Case
-from harness.trt_compat import TrtApi
-from harness.trt_network import Built, build_engine, make_logger
-from harness.trt_runtime import EngineRunner, gpu_status
+from plugins.tensorrt.compat import TrtApi
+from plugins.tensorrt.network import Built, build_engine, make_logger
+from plugins.tensorrt.runtime import EngineRunner, gpu_status
 from harness.twin import TwinProbe
 
 
-ENGINE_CACHE = Path(os.environ.get("QDQ_CACHE", Path.home() / ".cache" / "qdq-harness")) / "engines"
 
 
 class TrtRunner(Runner):
@@ -95,7 +94,7 @@ class TensorRTBackend(Backend):
         out: dict = {}
         try:
             out[self.module_name] = self.module().__version__
-            from harness.trt_runtime import cuda_runtime
+            from plugins.tensorrt.runtime import cuda_runtime
 
             cudart = cuda_runtime()
             out["cuda_runtime"] = cudart.cudaRuntimeGetVersion()[1]
@@ -117,7 +116,7 @@ class TensorRTBackend(Backend):
             return self._build(api, case)
         key = json.dumps([case.content_hash, self.name, api.typing, case.target, harness.__version__, api.version,
                           self.details().get("gpu")], sort_keys=True)
-        path = ENGINE_CACHE / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.plan"
+        path = self.config.cache / "engines" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.plan"
         if path.exists():
             return Built(path.read_bytes(), api.typing, [("INFO", f"engine from the cache: {path}")])
         built = self._build(api, case)
@@ -134,7 +133,7 @@ class TensorRTBackend(Backend):
         if not self.needs_gpu:
             return None
         gpu = re.sub(r"[^A-Za-z0-9.]+", "-", str(self.details().get("gpu", "gpu")))
-        return ENGINE_CACHE.parent / "timing" / f"{self.module_name}-{api.version}-{gpu}.cache"
+        return self.config.cache / "timing" / f"{self.module_name}-{api.version}-{gpu}.cache"
 
     def skip_reason(self, case: Case) -> str | None:
         if self._twins is None:
@@ -144,6 +143,11 @@ class TensorRTBackend(Backend):
 
     def load(self, case: Case) -> Runner:
         return TrtRunner(self.api(), self.build(case))
+
+    def repro(self, case: Case) -> str:
+        from plugins.tensorrt.repro import network_script
+
+        return network_script(case, self.module_name, self.product, self.strongly_typed)
 
 
 class TensorRTStronglyTypedBackend(TensorRTBackend):

@@ -160,3 +160,8 @@ class NumpyReference(Backend):
     def load(self, case: Case) -> Runner:
         return _Runner(_Built(case))
 
+    def repro(self, case: Case) -> str:
+        from plugins.numpy.repro import script
+
+        return script(case)
+

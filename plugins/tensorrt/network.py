@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .case import Case
-from .errors import QdqError
-from .errors import categorize as shared_categorize
-from .network import NetworkInfo
-from .trt_compat import TrtApi
+from harness.case import Case
+from harness.errors import QdqError
+from harness.errors import categorize as shared_categorize
+from harness.network import NetworkInfo
+from plugins.tensorrt.compat import TrtApi
 
 # Builder messages -> categories, first match wins (measured on TensorRT-RTX 1.7; 8.x texts from the cookbook).
 _PATTERNS = [

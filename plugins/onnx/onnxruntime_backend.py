@@ -15,7 +15,6 @@ from harness.backend import Availability, Backend, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
-from harness.onnx_export import check, export, requested_opset
 from harness.twin import TwinProbe
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
@@ -71,7 +70,7 @@ def ort_feed(value: np.ndarray):
         return value
     import onnxruntime as ort
 
-    from harness.onnx_export import ONNX_TYPES
+    from plugins.onnx.export import ONNX_TYPES
 
     raw = np.ascontiguousarray(value).view(np.dtype(f"u{value.dtype.itemsize}"))
     return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(raw, ONNX_TYPES[t.name])
@@ -132,10 +131,29 @@ class OnnxRuntimeBackend(Backend):
         with self.load(twin) as runner:
             runner.infer(make_inputs(twin))
 
+    def configure(self, config) -> None:
+        """Refuses an opset the translator cannot write (a usage error of the run, said once)."""
+        if config.opset is not None and self.availability().available:
+            from plugins.onnx.export import opset_problem
+
+            problem = opset_problem(config.opset)
+            if problem:
+                raise ValueError(problem)
+        super().configure(config)
+
     def load(self, case: Case) -> Runner:
-        exported = export(case, requested_opset(), readouts=True)
+        from plugins.onnx.export import check, export  # onnx is imported when used, not when listed
+
+        exported = export(case, self.config.opset, readouts=True)
         try:
             check(exported.model)
         except Exception as exc:
             raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
-        return _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)
+        runner = _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)
+        runner.artifacts["model.onnx"] = runner.model_bytes
+        return runner
+
+    def repro(self, case: Case) -> str:
+        from plugins.onnx.repro import onnxruntime_script
+
+        return onnxruntime_script(case)

@@ -21,9 +21,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from . import dtypes
-from .case import Case, Layer
-from .network import NetworkInfo
+from harness import dtypes
+from harness.case import Case, Layer
+from harness.network import NetworkInfo
 
 ONNX_TYPES = {
     "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
@@ -52,14 +52,6 @@ def _granularity_attrs(info: NetworkInfo, layer: Layer) -> dict:
             return {"axis": d, "block_size": math.ceil(input_shape[d] / scale_shape[d])}
         return {"axis": 0, "block_size": 1}
     return {} if layer.axis is None else {"axis": layer.axis}
-
-
-def requested_opset() -> int | None:
-    """`qdq run --opset N` (the QDQ_ONNX_OPSET environment variable, inherited by xdist and isolation workers)."""
-    import os
-
-    value = os.environ.get("QDQ_ONNX_OPSET")
-    return int(value) if value else None
 
 
 def minimum_opset(case: Case) -> int:
@@ -156,3 +148,49 @@ def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list
 def check(model: onnx.ModelProto) -> None:
     """onnx.checker with full_check (type and shape inference); raises onnx.checker.ValidationError and friends."""
     onnx.checker.check_model(model, full_check=True)
+
+
+def supported_opsets() -> tuple[int, int]:
+    """QuantizeLinear/DequantizeLinear as this translator writes them: opset 13 up to the installed onnx's newest."""
+    return 13, onnx.defs.onnx_opset_version()
+
+
+def opset_problem(opset: int | None) -> str | None:
+    if opset is None:
+        return None
+    low, high = supported_opsets()
+    if not low <= opset <= high:
+        return f"--opset {opset} is outside the opsets the ONNX translator supports ({low} to {high})"
+    return None
+
+
+def export_command(case: Case, output, opset: int | None) -> tuple[int, str]:
+    """`qdq export CASE -o model.onnx`: the model (checked with onnx.checker's full check; a model that fails it is
+    not written) and its inputs as `<model>.<input>.npy` beside it, so two exports never overwrite each other."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from harness.execute import make_inputs
+
+    output = Path(output)
+    problem = opset_problem(opset)
+    if problem:
+        return 2, problem
+    if opset and opset < minimum_opset(case):
+        return 2, f"{case.id} needs opset {minimum_opset(case)} or newer to express its Q/DQ layers (asked for {opset})"
+    exported = export(case, opset)
+    try:
+        check(exported.model)
+    except Exception as exc:
+        return 1, (f"the model of {case.id} (opset {exported.opset}) fails onnx.checker: "
+                   f"{str(exc).splitlines()[0]}; nothing written")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(exported.model.SerializeToString())
+    written = []
+    for name, value in make_inputs(case).items():
+        target = output.parent / f"{output.stem}.{name}.npy"
+        np.save(target, value, allow_pickle=False)
+        written.append(target.name)
+    return 0, (f"{output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: "
+               f"{', '.join(written) or 'none'}")

@@ -14,8 +14,8 @@ import re
 from harness.backend import Availability, Runner
 from harness.case import Case
 from harness.errors import BuiltNotRun, QdqError
-from harness.trt_runtime import gpu_status
-from plugins.tensorrt_backend import TensorRTBackend, TrtRunner
+from plugins.tensorrt.runtime import gpu_status
+from plugins.tensorrt.backend import TensorRTBackend, TrtRunner
 
 # What TensorRT-RTX 1.7 logs when the GPU's compute capability is not one it supports (measured on an H100:
 # "The engine cannot run on this GPU, which has compute capability 9.0. Supported compute capabilities: ...").

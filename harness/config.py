@@ -1,0 +1,54 @@
+"""One run configuration, built once from the command line or pytest's options, recorded in the bundle and sent to
+every worker: what `qdq run --opset 21` and `pytest cases/ --qdq-opset 21` both mean.
+
+Environment variables are read here and nowhere else, and only as documented defaults:
+
+| variable | default of | meaning |
+| --- | --- | --- |
+| QDQ_BACKEND_TIMEOUT | `--qdq-timeout` | seconds a backend may take on one case (else each backend's own `timeout_s`) |
+| QDQ_CACHE | `--qdq-cache` | cache folder (engines, timing caches, bindings for the API check); `~/.cache/qdq-harness` |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_REFERENCE = "numpy"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    opset: int | None = None  # ONNX opset for the ONNX-based backends; None: the lowest that expresses each case
+    timeout_s: float | None = None  # per case; None: each backend's own `timeout_s`
+    cache_dir: str = ""  # engines and timing caches
+    tier: str = "quick"  # "full" adds cases marked `tier: full`
+    reference: str = DEFAULT_REFERENCE  # the backend whose outcome `expect: reference` compares against
+
+    @classmethod
+    def defaults(cls) -> "RunConfig":
+        return cls(timeout_s=default_timeout(), cache_dir=default_cache())
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunConfig":
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    def timeout_for(self, backend) -> float:
+        return float(self.timeout_s) if self.timeout_s else float(backend.timeout_s)
+
+    @property
+    def cache(self) -> Path:
+        return Path(self.cache_dir)
+
+
+def default_timeout() -> float | None:
+    value = os.environ.get("QDQ_BACKEND_TIMEOUT")
+    return float(value) if value else None
+
+
+def default_cache() -> str:
+    return os.environ.get("QDQ_CACHE") or str(Path.home() / ".cache" / "qdq-harness")

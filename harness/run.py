@@ -1,0 +1,146 @@
+"""Where a backend runs: the one path from (case, backend, run configuration) to a record.
+
+`Executor.run(case, backend)` applies the skip gates (unavailable, a version requirement, a feature the backend
+lacks), executes in the pytest process (pure-Python backends, with the same timeout) or in an isolation worker
+(everything else), judges the outcome (harness/verdict.py) and stores the outputs in the bundle. Every record, crash
+records included, is a `Record`; the cross-backend diff (harness/crossdiff.py) reads records and stored outputs
+only, after the backends' items ran.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import backend as backends_mod
+from . import bundle as bundle_mod
+from .case import Case
+from .config import RunConfig
+from .execute import Outcome, execute
+from .isolation import WorkerPool
+from .verdict import Verdict, judge, make
+from .watchdog import BackendTimeout, deadline
+
+CROSS_BACKEND = "cross-backend"
+
+
+@dataclass
+class Record:
+    """One (case, backend) result as the bundle keeps it, and everything the reports draw from."""
+
+    nodeid: str
+    case_id: str
+    backend: str | None
+    status: str
+    kind: str
+    reason: str
+    expectation: str = ""
+    override: str | None = None
+    metrics: dict = field(default_factory=dict)
+    backend_version: str | None = None
+    seconds: float = 0.0
+    inputs_hash: str | None = None
+    error: dict | None = None
+    details: dict = field(default_factory=dict)
+    outputs_file: str | None = None
+    case: dict | None = None  # title, source, tags, file and hashes: folded into the bundle's `cases`
+    diffs: list | None = None  # cross-backend records: every pair compared
+    source: dict | None = None  # where the case file is (controller-side only; never written to the bundle)
+
+    @classmethod
+    def of(cls, nodeid: str, case: Case | None, case_id: str, backend: str | None, verdict: Verdict,
+           **extra) -> "Record":
+        return cls(nodeid=nodeid, case_id=case_id, backend=backend, **verdict.as_dict(),
+                   case=case_meta(case) if case is not None else None, **extra)
+
+    @classmethod
+    def crash(cls, nodeid: str, case_id: str, backend: str | None, message: str) -> "Record":
+        """An item whose process died before it could record anything."""
+        return cls.of(nodeid, None, case_id, backend, make("backend-crash", message[-2000:],
+                                                            metrics={"traceback": message}))
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None or k in ("backend", "override")}
+
+
+def case_meta(case: Case) -> dict:
+    root_parent = case.root.parent
+    here = Path(case.file).absolute()
+    return {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
+            "file": here.relative_to(root_parent).as_posix() if here.is_relative_to(root_parent) else case.file.name,
+            "file_hash": case.file_hash, "content_hash": case.content_hash, "params": case.params}
+
+
+class Executor:
+    """Runs cases on backends for one pytest process: configured backends, their worker processes, the reference's
+    outcomes (computed once per case in this process)."""
+
+    def __init__(self, config: RunConfig, out_dir: Path | None):
+        self.config = config
+        self.out_dir = out_dir
+        self.workers = WorkerPool(config)
+        self.references: dict[str, Outcome] = {}
+        self._configured: set[str] = set()
+
+    def backend(self, name: str):
+        backend = backends_mod.instance(name)
+        if name not in self._configured:
+            backend.configure(self.config)
+            self._configured.add(name)
+        return backend
+
+    def close(self) -> None:
+        self.workers.close()
+
+    # --- the one run path ---------------------------------------------------------------------------------------
+
+    def run(self, case: Case, name: str) -> tuple[Verdict, str | None, Outcome | None, dict]:
+        """The verdict, the backend's version, the outcome (None when skipped before running) and the record's
+        extra fields (timing, inputs hash, refusal, details, outputs file)."""
+        avail = backends_mod.availability(name)
+        if not avail.available:
+            return make("skipped", f"{name} unavailable: {avail.reason}"), avail.version, None, {}
+        requirement = case.unmet_requirement(name, avail.version)
+        if requirement:
+            return make("skipped", f"needs {name} {requirement.selector.version} (have {avail.version}): "
+                                   f"{requirement.reason}"), avail.version, None, {}
+        lacking = self.skip_reason(name, case)
+        if lacking:
+            return make("skipped", lacking), avail.version, None, {}
+        outcome = self.execute(name, case)
+        verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
+                        reference_name=self.config.reference)
+        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
+                 "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details}
+        if self.out_dir and outcome.outputs is not None:
+            path = bundle_mod.save_outputs(self.out_dir, case.id, name, outcome.outputs)
+            extra["outputs_file"] = path.relative_to(self.out_dir).as_posix()
+        return verdict, avail.version, outcome, extra
+
+    def execute(self, name: str, case: Case) -> Outcome:
+        backend = self.backend(name)
+        if backend.isolated:
+            return self.workers.execute(name, backend, case)
+        start = time.perf_counter()
+        try:
+            with deadline(self.config.timeout_for(backend), f"{name} (in the pytest process) running {case.id}"):
+                return execute(backend, case)
+        except BackendTimeout as exc:
+            return Outcome(crash=str(exc), seconds=time.perf_counter() - start)
+
+    def skip_reason(self, name: str, case: Case) -> str | None:
+        backend = self.backend(name)
+        if backend.isolated:
+            return self.workers.skip_reason(name, backend, case)
+        try:
+            with deadline(self.config.timeout_for(backend), f"{name} (in the pytest process) checking {case.id}"):
+                return backend.skip_reason(case)
+        except (Exception, BackendTimeout):
+            return None  # its run meets (and reports) the same problem
+
+    def reference(self, case: Case) -> Outcome:
+        """The reference backend's outcome for a case (`expect: reference`), computed once per process."""
+        if case.id not in self.references:
+            self.references[case.id] = self.execute(self.config.reference, case)
+        return self.references[case.id]

@@ -1,0 +1,1 @@
+"""The `numpy` backend family: an executable model of TensorRT's documented Q/DQ contract, and its repro script."""
