@@ -1,17 +1,18 @@
 """qdq-harness: a conformance harness for TensorRT's Quantize/Dequantize layers.
 
+The engine (this package) knows no backend; backends are packages under plugins/ found through entry points.
 Where things live:
-  harness/caseload.py   a YAML case file becomes `Case` objects (schema, then semantic checks)
+  harness/caseload.py   a YAML case file becomes `Case` objects (yamlread.py reads it safely, limits.py bounds it)
   harness/backend.py    the one interface every backend implements, and entry-point discovery
-  harness/verdict.py    a backend's outcome judged against the case's expectation
-  harness/pytest_plugin.py  the engine: one pytest item per (case, backend)
-  harness/crossdiff.py  every pair of backends compared per case (ties and near-ties named)
-  harness/bundle.py     the results bundle (results.json + outputs/*.npz)
+  harness/run.py        where a backend runs: the one path from (case, backend, RunConfig) to a Record
+  harness/verdict.py    where a verdict is made: a backend's outcome judged against the case's expectation
+  harness/crossdiff.py  every pair of backends compared per case, from the stored outputs (ties named)
+  harness/pytest_plugin.py  pytest's side: collection, items, records to the bundle, the diff at the end
+  harness/bundle.py     the results bundle (results.json, journal.jsonl, outputs/*.npz)
   harness/report.py     Allure labels, attachments, categories and the HTML report; summary.py the matrix
-  harness/onnx_export.py  the one case -> ONNX translator; trt_compat.py / trt_network.py the TensorRT side
   harness/isolation.py  persistent worker processes for backends that may crash or hang
   harness/cli.py        the `qdq` command, a thin veneer over pytest
-  plugins/              one module per backend
+  plugins/numpy, plugins/onnx, plugins/tensorrt   the shipped backend families
 """
 
 __version__ = "0.1.0"

@@ -71,6 +71,9 @@ class Backend(abc.ABC):
     # True unless a backend declares otherwise: only pure-Python backends should run in the pytest process.
     isolated: ClassVar[bool] = True
     timeout_s: ClassVar[float] = 600.0  # per case, in a worker or in process; QDQ_BACKEND_TIMEOUT overrides it
+    # An executable model of the documented contract: the default reference of `expect: reference` (exactly one
+    # installed backend should say so; `--qdq-reference NAME` chooses another).
+    models_contract: ClassVar[bool] = False
 
     def details(self) -> dict:
         """Facts about the installation for the bundle (versions, GPU); never raises."""
@@ -108,6 +111,7 @@ class BrokenBackend:
     description: str = "entry point failed to load"
     isolated: bool = False
     timeout_s: float = 600.0
+    models_contract: bool = False
 
     def details(self) -> dict:
         return {}
@@ -146,6 +150,12 @@ def instance(name: str) -> Backend | BrokenBackend:
     backend = entry()
     backend.configure(RunConfig.defaults())
     return backend
+
+
+def contract_model() -> str | None:
+    """The installed backend that models the documented contract (the default reference), or None."""
+    found = [name for name, entry in discover().items() if getattr(entry, "models_contract", False)]
+    return found[0] if len(found) == 1 else None
 
 
 @lru_cache(maxsize=None)

@@ -116,7 +116,7 @@ def environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     env = {"python": platform.python_version(), "platform": platform.platform(), "harness": __version__}
-    for pkg in ("numpy", "ml_dtypes", "onnx", "onnxruntime", "pytest", "pytest-xdist", "allure-pytest"):
+    for pkg in ("numpy", "ml_dtypes", "pyyaml", "jsonschema", "pytest", "pytest-xdist", "allure-pytest"):  # the engine's own; backends report theirs
         try:
             env[pkg] = version(pkg)
         except PackageNotFoundError:

@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_REFERENCE = "numpy"
+DEFAULT_REFERENCE = ""  # none named: the installed backend that declares `models_contract = True`
 
 
 @dataclass(frozen=True)

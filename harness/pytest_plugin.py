@@ -25,7 +25,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
@@ -83,7 +83,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qdq-cache", default=None, metavar="DIR",
                     help="cache folder for engines and timing caches (default: $QDQ_CACHE, else ~/.cache/qdq-harness)")
     group.addoption("--qdq-reference", default=DEFAULT_REFERENCE, metavar="NAME",
-                    help="the backend `expect: reference` compares against (default: numpy)")
+                    help="the backend `expect: reference` compares against (default: the installed backend that "
+                         "declares it models the documented contract)")
     group.addoption("--qdq-resume", action="store_true",
                     help="continue the bundle in --qdq-out: items it already records are not run again")
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
@@ -105,6 +106,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if unknown:
         raise pytest.UsageError(f"unknown backend(s) {unknown}; installed: {known}")
     run = run_config(config)
+    if not run.reference:
+        found = backends_mod.contract_model()
+        if found is None:
+            raise pytest.UsageError("no installed backend declares it models the documented contract; "
+                                    "name the reference with --qdq-reference NAME")
+        run = replace(run, reference=found)
     if run.reference not in known:
         raise pytest.UsageError(f"--qdq-reference {run.reference!r} is not an installed backend; installed: {known}")
     is_worker = hasattr(config, "workerinput")

@@ -293,7 +293,7 @@ def write_results_extras(alluredir: Path, backends: dict, environment: dict, cas
         props[f"backend.{name}"] = f"{b['version'] or '-'} ({'available' if b['available'] else 'unavailable: ' + b['reason']})"
         for key, value in (b.get("details") or {}).items():
             props[f"backend.{name}.{key}"] = value
-    for pkg in ("numpy", "ml_dtypes", "onnx", "onnxruntime"):
+    for pkg in ("numpy", "ml_dtypes"):
         props[pkg] = environment.get(pkg)
     props["cases.git_commit"] = _git_commit(cases_root or REPO)
     text = "".join(f"{k}={str(v).replace(chr(10), ' ')}\n" for k, v in props.items() if v is not None)

@@ -13,7 +13,6 @@ from .execute import make_inputs
 
 NEEDS = "{NEEDS}"  # filled in by `finish` with what the script really imports
 _STDLIB = {"pathlib", "sys", "os", "json", "ctypes", "math", "subprocess"}
-_DISTRIBUTIONS = {"cuda": "cuda-python", "tensorrt_rtx": "tensorrt-rtx"}
 
 
 def array_code(value: np.ndarray) -> str:
@@ -56,8 +55,10 @@ def inputs_code(case: Case) -> str:
     return "\n".join(lines) + "\n"
 
 
-def finish(script: str) -> str:
-    """The docstring names exactly the packages the script imports, read off the script itself."""
+def finish(script: str, distributions: dict[str, str] | None = None) -> str:
+    """The docstring names exactly the packages the script imports, read off the script itself (`distributions`
+    maps a module to the package that installs it where the names differ)."""
+    distributions = distributions or {}
     modules = dict.fromkeys(m for m in re.findall(r"^\s*(?:from|import) ([A-Za-z_][A-Za-z0-9_]*)", script, re.M)
                             if m not in _STDLIB)
-    return script.replace(NEEDS, ", ".join(_DISTRIBUTIONS.get(m, m) for m in modules), 1)
+    return script.replace(NEEDS, ", ".join(distributions.get(m, m) for m in modules), 1)

@@ -20,8 +20,8 @@ from . import data as data_mod
 from . import dtypes
 from .case import Case, Expectation
 from .compare import Comparison, compare
-from .config import DEFAULT_REFERENCE
 from .execute import Outcome
+from .backend import contract_model
 from .network import NetworkInfo
 
 # kind -> (status, message prefix, what it means). One place: the reports and their categories read this too.
@@ -100,7 +100,7 @@ def _compare(case: Case, info: NetworkInfo, outputs: dict, expected: dict, toler
 
 
 def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkInfo, backend: str,
-               reference: Callable[[], Outcome] | None, reference_name: str = DEFAULT_REFERENCE) -> _Check:
+               reference: Callable[[], Outcome] | None, reference_name: str | None = None) -> _Check:
     if expect.kind == "observe":
         return _Check(True, detail="observed (no expectation)")
     if expect.kind == "error":
@@ -114,7 +114,7 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
                                                 f"/{expect.message}/: {err.native}")
         return _Check(True, detail=f"{err.category}: {err.native}")
     if expect.kind == "reference":
-        if backend == reference_name or reference is None:
+        if reference is None or backend == (reference_name or contract_model()):
             if outcome.error is not None:
                 return _Check(True, detail=f"the reference refuses it: {outcome.error.category}")
             return _Check(True, detail="this is the reference")
@@ -133,7 +133,7 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
 
 
 def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
-          reference: Callable[[], Outcome] | None = None, reference_name: str = DEFAULT_REFERENCE) -> Verdict:
+          reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
     if outcome.skip:
         return make("skipped", outcome.skip)
     if outcome.crash:

@@ -80,7 +80,7 @@ def test_report_level_files(wrong_golden_run):
     assert cats == categories() and any(c["name"] == "numeric mismatch" for c in cats)
     env = (out / "allure-results" / "environment.properties").read_text()
     assert re.search(r"^backend\.numpy=0\.1\.0 \(available\)$", env, re.M)
-    assert re.search(r"^cases\.git_commit=", env, re.M) and re.search(r"^onnxruntime=\d", env, re.M)
+    assert re.search(r"^cases\.git_commit=", env, re.M) and re.search(r"^backend\.onnxruntime=\d", env, re.M)
 
 
 def test_summary_matrix(wrong_golden_run):

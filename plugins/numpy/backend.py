@@ -152,6 +152,7 @@ class NumpyReference(Backend):
     product = "numpy model of TensorRT's documented Q/DQ contract"
     description = "executes TensorRT's documented Q/DQ contract in numpy + ml_dtypes (reciprocal scale, RNE, saturation)"
     isolated = False  # pure Python + numpy: in the pytest process, for speed (with the same timeout)
+    models_contract = True  # the default reference of `expect: reference`
 
     def availability(self) -> Availability:
         # The model is the harness's own code: its version is the harness's (numpy's is in the bundle's environment).

@@ -10,6 +10,8 @@ from harness.network import NetworkInfo
 from harness.scripts import FOOTER, array_code, finish, header, inputs_code
 from plugins.onnx.repro import model_code
 
+DISTRIBUTIONS = {"cuda": "cuda-python", "tensorrt_rtx": "tensorrt-rtx"}  # module -> the package that installs it
+
 
 _TRT_TYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int8": "int8", "int32": "int32",
               "int64": "int64", "uint8": "uint8", "fp8": "fp8", "int4": "int4", "fp4": "fp4"}
@@ -134,7 +136,7 @@ def network_script(case: Case, module: str, product: str, strongly_typed: bool =
              "    if plan is None:", "        raise SystemExit('build_serialized_network returned None (see the errors above)')",
              "    print(f'build_serialized_network: {plan.nbytes} bytes')", "    return bytes(plan)", "", _TRT_RUN, "",
              "", "def run_case():", "    return run(build())"]
-    return finish("\n".join(body) + "\n" + FOOTER.replace("outputs = run()", "outputs = run_case()"))
+    return finish("\n".join(body) + "\n" + FOOTER.replace("outputs = run()", "outputs = run_case()"), DISTRIBUTIONS)
 
 
 def _data_loader(case: Case) -> str:
