@@ -76,3 +76,19 @@ class Slow(_Test):
         _mark(case)
         time.sleep(0.3)
         return _reference(case)
+
+
+class Scripted(_Test):
+    """The numpy reference with a repro script and an artifact of its own: a third-party backend gets both into
+    the report exactly as a shipped one does."""
+
+    name = "scripted"
+    isolated = True
+
+    def load(self, case):
+        runner = _reference(case)
+        runner.artifacts["plan.txt"] = f"plan of {case.id}".encode()
+        return runner
+
+    def repro(self, case):
+        return f"# repro of {case.id} on the scripted test backend\nprint('scripted')\n"
