@@ -150,6 +150,19 @@ def check(model: onnx.ModelProto) -> None:
     onnx.checker.check_model(model, full_check=True)
 
 
+def checked_export(case: Case, opset: int | None, categorize, *, readouts: bool = False) -> Exported:
+    """The case's model, checked with onnx.checker's full check; a failure is the backend's build refusal in the
+    shared vocabulary (`categorize(message, phase)` is the backend's own mapping)."""
+    from harness.errors import QdqError
+
+    exported = export(case, opset, readouts=readouts)
+    try:
+        check(exported.model)
+    except Exception as exc:
+        raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+    return exported
+
+
 def supported_opsets() -> tuple[int, int]:
     """QuantizeLinear/DequantizeLinear as this translator writes them: opset 13 up to the installed onnx's newest."""
     return 13, onnx.defs.onnx_opset_version()

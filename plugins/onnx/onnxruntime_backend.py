@@ -142,13 +142,9 @@ class OnnxRuntimeBackend(Backend):
         super().configure(config)
 
     def load(self, case: Case) -> Runner:
-        from plugins.onnx.export import check, export  # onnx is imported when used, not when listed
+        from plugins.onnx.export import checked_export  # onnx is imported when used, not when listed
 
-        exported = export(case, self.config.opset, readouts=True)
-        try:
-            check(exported.model)
-        except Exception as exc:
-            raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+        exported = checked_export(case, self.config.opset, categorize, readouts=True)
         runner = _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)
         runner.artifacts["model.onnx"] = runner.model_bytes
         return runner

@@ -81,13 +81,10 @@ class OnnxReferenceBackend(Backend):
         super().configure(config)
 
     def load(self, case: Case) -> Runner:
-        from plugins.onnx.export import check, export, minimum_opset  # onnx is imported when used, not when listed
+        from plugins.onnx.export import checked_export, minimum_opset  # onnx is imported when used, not when listed
 
-        exported = export(case, max(MIN_OPSET, self.config.opset or case.onnx.get("opset") or minimum_opset(case)))
-        try:
-            check(exported.model)
-        except Exception as exc:
-            raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+        opset = max(MIN_OPSET, self.config.opset or case.onnx.get("opset") or minimum_opset(case))
+        exported = checked_export(case, opset, categorize)
         runner = _Runner(case, exported.model, exported.opset)
         runner.artifacts["model.onnx"] = exported.model.SerializeToString()
         return runner
