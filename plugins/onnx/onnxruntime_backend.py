@@ -11,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from harness import dtypes
-from harness.backend import Availability, Backend, Runner
+from harness.backend import Availability, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
 from harness.twin import TwinProbe
+from plugins.onnx.common import OnnxBackend
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
 _PATTERNS = [
@@ -98,7 +99,7 @@ def read_output(name: str, results: dict, case: Case, readouts: dict[str, str]) 
     return value.astype(want)
 
 
-class OnnxRuntimeBackend(Backend):
+class OnnxRuntimeBackend(OnnxBackend):
     name = "onnxruntime"
     product = "ONNX Runtime, CPUExecutionProvider (ONNX QuantizeLinear/DequantizeLinear semantics)"
     description = "the case as an ONNX model, run by ONNX Runtime's CPU provider"
@@ -130,16 +131,6 @@ class OnnxRuntimeBackend(Backend):
 
         with self.load(twin) as runner:
             runner.infer(make_inputs(twin))
-
-    def configure(self, config) -> None:
-        """Refuses an opset the translator cannot write (a usage error of the run, said once)."""
-        if config.opset is not None and self.availability().available:
-            from plugins.onnx.export import opset_problem
-
-            problem = opset_problem(config.opset)
-            if problem:
-                raise ValueError(problem)
-        super().configure(config)
 
     def load(self, case: Case) -> Runner:
         from plugins.onnx.export import checked_export  # onnx is imported when used, not when listed

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.backend import Availability, Backend, Runner
+from harness.backend import Availability, Runner
 from harness.case import Case
 from harness.errors import QdqError
 from harness.errors import categorize as shared_categorize
+from plugins.onnx.common import OnnxBackend
 
 MIN_OPSET = 19
 _PATTERNS = [
@@ -56,7 +57,7 @@ class _Runner(Runner):
                 for name, v in zip(self.case.outputs, values)}
 
 
-class OnnxReferenceBackend(Backend):
+class OnnxReferenceBackend(OnnxBackend):
     name = "onnx-reference"
     product = "onnx.reference.ReferenceEvaluator (the ONNX specification's Python reference)"
     description = "the case as an ONNX model, run by ONNX's reference evaluator; no oracle for errors or NaN/Inf"
@@ -69,16 +70,6 @@ class OnnxReferenceBackend(Backend):
         except ImportError as exc:
             return Availability(False, None, f"module missing: {exc.name} (pip install 'qdq-harness[onnx]')")
         return Availability(True, onnx.__version__, "")
-
-    def configure(self, config) -> None:
-        """Refuses an opset the translator cannot write (a usage error of the run, said once)."""
-        if config.opset is not None and self.availability().available:
-            from plugins.onnx.export import opset_problem
-
-            problem = opset_problem(config.opset)
-            if problem:
-                raise ValueError(problem)
-        super().configure(config)
 
     def load(self, case: Case) -> Runner:
         from plugins.onnx.export import checked_export, minimum_opset  # onnx is imported when used, not when listed

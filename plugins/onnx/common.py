@@ -1,0 +1,20 @@
+"""What the ONNX backends share: their base class (the run configuration's opset checked once, against what the
+translator can write). Importing it imports no onnx."""
+
+from __future__ import annotations
+
+from harness.backend import Backend
+
+
+class OnnxBackend(Backend):
+    """A backend that runs the case's exported ONNX model."""
+
+    def configure(self, config) -> None:
+        """Refuses an opset the translator cannot write: a usage error of the run, said once, before any case."""
+        if config.opset is not None and self.availability().available:
+            from plugins.onnx.export import opset_problem
+
+            problem = opset_problem(config.opset)
+            if problem:
+                raise ValueError(problem)
+        super().configure(config)
