@@ -101,7 +101,8 @@ def load_outputs(path: Path) -> dict[str, np.ndarray]:
     return decode_npz(Path(path))
 
 
-def inputs_hash(inputs: dict[str, np.ndarray]) -> str:
+def arrays_hash(inputs: dict[str, np.ndarray]) -> str:
+    """A short hash of named arrays (names, types, shapes and bytes): equal hashes, equal tensors."""
     import hashlib
 
     h = hashlib.sha256()
@@ -110,6 +111,9 @@ def inputs_hash(inputs: dict[str, np.ndarray]) -> str:
         h.update(f"{name}:{a.dtype}:{a.shape}:".encode())
         h.update(a.view(np.uint8).tobytes())
     return h.hexdigest()[:16]
+
+
+inputs_hash = arrays_hash
 
 
 def environment() -> dict:

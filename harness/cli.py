@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list the backends found, their versions, and why any is unavailable")
 
+    cmp_ = sub.add_parser("compare", help="runs side by side: each bundle against the one before it")
+    cmp_.add_argument("bundles", nargs="+", type=Path, help="bundle folders or their results.json, oldest first")
+    cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
+    cmp_.add_argument("--html", type=Path, default=None, help="also write HTML")
+    cmp_.add_argument("--json", type=Path, default=None, help="also write JSON")
+
     exp = sub.add_parser("export", help="write a case as an ONNX model, with its inputs as .npy beside it")
     exp.add_argument("case", help="case id (docs/s1-per-tensor-int8) or case file (cases/docs/s1-per-tensor-int8.yaml)")
     exp.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
@@ -67,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
+            "compare": cmd_compare,
             "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
 
@@ -241,6 +248,29 @@ def cmd_report(args) -> int:
         print(f"qdq report: no allure-results in {args.out} (run `qdq run --out {args.out}` first)", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK if _generate(args.out, args.history_from) else EXIT_FAILED
+
+
+# --- compare ------------------------------------------------------------------------------------------------------
+
+def cmd_compare(args) -> int:
+    """Exit 1 when a (case, backend) regressed between two consecutive bundles, else 0 (2: unreadable input)."""
+    from . import bundlediff
+
+    if len(args.bundles) < 2:
+        print("qdq compare: give two bundles or more, oldest first", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        loaded = [bundlediff.load(p) for p in args.bundles]
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"qdq compare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    comparisons = [bundlediff.compare(a, b) for a, b in zip(loaded, loaded[1:])]
+    print(bundlediff.terminal(comparisons))
+    for path, render in ((args.md, bundlediff.markdown), (args.html, bundlediff.to_html), (args.json, bundlediff.to_json)):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(render(comparisons))
+    return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
 
 
 # --- validate / backends --------------------------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class Record:
     error: dict | None = None
     details: dict = field(default_factory=dict)
     outputs_file: str | None = None
+    outputs_hash: str | None = None  # `qdq compare` loads outputs only where these differ
+    output_steps: dict | None = None  # each output's quantization step where it is one number (per-tensor)
     case: dict | None = None  # title, source, tags, file and hashes: folded into the bundle's `cases`
     diffs: list | None = None  # cross-backend records: every pair compared
     source: dict | None = None  # where the case file is (controller-side only; never written to the bundle)
@@ -70,6 +72,24 @@ def case_meta(case: Case) -> dict:
     return {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
             "file": here.relative_to(root_parent).as_posix() if here.is_relative_to(root_parent) else case.file.name,
             "file_hash": case.file_hash, "content_hash": case.content_hash, "params": case.params}
+
+
+def output_steps(case: Case) -> dict[str, float | None]:
+    """One quantization step per output where it is a single number (a quantized output: 1 code; a dequantize
+    with a per-tensor constant scale: that scale), so a drift can be told in steps without the case file."""
+    import numpy as np
+
+    from .network import NetworkInfo
+
+    info, steps = NetworkInfo(case), {}
+    for name in case.outputs:
+        try:
+            step = info.step(name)
+        except Exception:
+            step = None
+        values = np.unique(step) if step is not None and np.size(step) else None
+        steps[name] = float(values[0]) if values is not None and values.size == 1 else None
+    return steps
 
 
 class Executor:
@@ -113,6 +133,9 @@ class Executor:
                         reference_name=self.config.reference)
         extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
                  "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details}
+        if outcome.outputs is not None:
+            extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)
+            extra["output_steps"] = output_steps(case)
         if self.out_dir and outcome.outputs is not None:
             path = bundle_mod.save_outputs(self.out_dir, case.id, name, outcome.outputs)
             extra["outputs_file"] = path.relative_to(self.out_dir).as_posix()

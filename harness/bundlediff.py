@@ -1,0 +1,223 @@
+"""`qdq compare A B [C...]`: runs side by side, each bundle against the one before it.
+
+Per (case, backend) the status change, classified so that a person reads the cause, not only the symptom:
+
+| kind | meaning |
+| --- | --- |
+| regressed | it passed (or was a declared deviation, or skipped) and now fails or errors, the case unchanged: exit 1 |
+| resolved | a declared deviation stopped happening (an upgrade fixed it?): its reason, and the case's link |
+| improved | it failed and now passes |
+| drifted | same status, different stored outputs (largest difference in values and in quantization steps) |
+| case-changed | the case's content changed (content hash): a status change is the edit's, not the backend's |
+| inputs-changed | same case, other inputs (a numpy version changed its random streams): never called drift |
+| new, removed | a (case, backend) present on one side only |
+| changed | any other status change (e.g. skip to pass when a backend got installed) |
+
+Records are compared by their hashes first: stored outputs are read only where the outputs' hashes differ.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import bundle as bundle_mod
+
+BAD = ("fail", "error")
+ORDER = ["regressed", "resolved", "improved", "drifted", "case-changed", "inputs-changed", "new", "removed", "changed"]
+
+
+@dataclass
+class Change:
+    case_id: str
+    backend: str | None
+    kind: str
+    old: str | None  # status before
+    new: str | None  # status after
+    detail: str = ""
+    max_abs: float | None = None
+    max_steps: float | None = None
+    link: str | None = None
+
+
+@dataclass
+class Comparison:
+    before: str
+    after: str
+    changes: list[Change] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def regressed(self) -> bool:
+        return any(c.kind == "regressed" for c in self.changes)
+
+    def counts(self) -> dict[str, int]:
+        out = {k: 0 for k in ORDER}
+        for c in self.changes:
+            out[c.kind] += 1
+        return {k: v for k, v in out.items() if v}
+
+
+def load(path: Path) -> tuple[dict, Path]:
+    """A bundle from its folder or its results.json (journal folded in)."""
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    if not (folder / "results.json").exists():
+        raise FileNotFoundError(f"{path}: no results.json (a bundle folder or its results.json)")
+    return bundle_mod.load(folder), folder
+
+
+def _key(record: dict) -> tuple[str, str]:
+    return record["case_id"], record.get("backend") or ""
+
+
+def compare(before: tuple[dict, Path], after: tuple[dict, Path]) -> Comparison:
+    (a, a_dir), (b, b_dir) = before, after
+    result = Comparison(str(a_dir), str(b_dir))
+    old = {_key(r): r for r in a["records"]}
+    new = {_key(r): r for r in b["records"]}
+    for key in sorted(set(old) | set(new)):
+        ra, rb = old.get(key), new.get(key)
+        change = _classify(ra, rb, a, b, a_dir, b_dir)
+        if change is None:
+            result.unchanged += 1
+        else:
+            result.changes.append(change)
+    result.changes.sort(key=lambda c: (ORDER.index(c.kind), c.case_id, c.backend or ""))
+    return result
+
+
+def _content(doc: dict, case_id: str) -> str | None:
+    return (doc.get("cases", {}).get(case_id) or {}).get("content_hash")
+
+
+def _link(doc: dict, case_id: str) -> str | None:
+    return ((doc.get("cases", {}).get(case_id) or {}).get("source") or {}).get("link")
+
+
+def _classify(ra: dict | None, rb: dict | None, a: dict, b: dict, a_dir: Path, b_dir: Path) -> Change | None:
+    record = rb or ra
+    case_id, backend = record["case_id"], record.get("backend")
+    if ra is None:
+        return Change(case_id, backend, "new", None, rb["status"], rb.get("reason", "")[:300])
+    if rb is None:
+        return Change(case_id, backend, "removed", ra["status"], None)
+    sa, sb = ra["status"], rb["status"]
+    ca, cb = _content(a, case_id), _content(b, case_id)
+    if ca and cb and ca != cb:
+        if sa == sb and ra.get("outputs_hash") == rb.get("outputs_hash"):
+            return None
+        return Change(case_id, backend, "case-changed", sa, sb, "the case file's content changed between the runs")
+    if sa != sb:
+        if rb.get("kind") == "deviation-no-longer-observed":
+            return Change(case_id, backend, "resolved", sa, sb, rb.get("reason", ""), link=_link(b, case_id))
+        if sb in BAD and sa not in BAD:
+            detail = rb.get("reason", "")
+            if backend == "cross-backend":
+                detail = "new undeclared disagreement: " + detail
+            return Change(case_id, backend, "regressed", sa, sb, detail[:600])
+        if sa in BAD and sb not in BAD:
+            return Change(case_id, backend, "improved", sa, sb, rb.get("reason", "")[:300])
+        return Change(case_id, backend, "changed", sa, sb, rb.get("reason", "")[:300])
+    if ra.get("outputs_hash") and rb.get("outputs_hash") and ra["outputs_hash"] != rb["outputs_hash"]:
+        if ra.get("inputs_hash") != rb.get("inputs_hash"):
+            return Change(case_id, backend, "inputs-changed", sa, sb,
+                          "the inputs differ (a numpy version changes random streams): outputs not comparable")
+        return _drift(case_id, backend, sa, sb, ra, rb, a_dir, b_dir)
+    return None
+
+
+def _drift(case_id, backend, sa, sb, ra, rb, a_dir: Path, b_dir: Path) -> Change:
+    change = Change(case_id, backend, "drifted", sa, sb)
+    try:
+        oa = bundle_mod.load_outputs(a_dir / ra["outputs_file"])
+        ob = bundle_mod.load_outputs(b_dir / rb["outputs_file"])
+    except (KeyError, OSError, ValueError) as exc:
+        change.detail = f"outputs differ (hash); stored outputs unreadable: {exc}"
+        return change
+    worst_abs, worst_steps, parts = 0.0, None, []
+    steps = rb.get("output_steps") or {}
+    for name in sorted(set(oa) & set(ob)):
+        x, y = np.asarray(oa[name]).astype(np.float64), np.asarray(ob[name]).astype(np.float64)
+        if x.shape != y.shape:
+            parts.append(f"{name}: shape {list(x.shape)} -> {list(y.shape)}")
+            worst_abs = float("inf")
+            continue
+        with np.errstate(invalid="ignore"):
+            diff = np.where((x == y) | (np.isnan(x) & np.isnan(y)), 0.0, np.abs(x - y))
+        diff = np.nan_to_num(diff, nan=np.inf)
+        n, m = int((diff > 0).sum()), float(diff.max()) if diff.size else 0.0
+        if not n:
+            continue
+        step = steps.get(name)
+        s = m / step if step else None
+        worst_abs = max(worst_abs, m)
+        worst_steps = max(worst_steps or 0.0, s) if s is not None else worst_steps
+        parts.append(f"{name}: {n} of {diff.size} elements moved, max |diff| {m:.6g}"
+                     + (f" ({s:g} step{'s' if s != 1 else ''})" if s is not None else ""))
+    change.detail = "; ".join(parts) or "outputs differ in type or names"
+    change.max_abs, change.max_steps = worst_abs, worst_steps
+    return change
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+def _row(c: Change) -> tuple[str, ...]:
+    return (c.kind, c.case_id, c.backend or "(file)", f"{c.old or '-'} -> {c.new or '-'}",
+            " ".join(c.detail.split()) + (f" ({c.link})" if c.link else ""))
+
+
+def terminal(comparisons: list[Comparison]) -> str:
+    lines = []
+    for comp in comparisons:
+        counts = comp.counts()
+        lines.append(f"{comp.before} -> {comp.after}: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or
+                                                          "no change") + f"; {comp.unchanged} unchanged")
+        for c in comp.changes:
+            kind, case, backend, status, detail = _row(c)
+            lines.append(f"  {kind.upper() if kind == 'regressed' else kind:<14} {case} [{backend}] {status}"
+                         + (f": {detail}" if detail else ""))
+    return "\n".join(lines)
+
+
+def markdown(comparisons: list[Comparison]) -> str:
+    out = []
+    for comp in comparisons:
+        counts = comp.counts()
+        out += [f"### `{comp.before}` → `{comp.after}`", "",
+                (", ".join(f"**{n} {k}**" if k == "regressed" else f"{n} {k}" for k, n in counts.items()) or "no change")
+                + f"; {comp.unchanged} unchanged", ""]
+        if comp.changes:
+            out += ["| change | case | backend | status | detail |", "|---|---|---|---|---|"]
+            for c in comp.changes:
+                kind, case, backend, status, detail = _row(c)
+                out.append(f"| {'**' + kind + '**' if kind == 'regressed' else kind} | `{case}` | {backend} | {status} | "
+                           f"{detail.replace('|', chr(92) + '|')} |")
+            out.append("")
+    return "\n".join(out) + "\n"
+
+
+def to_html(comparisons: list[Comparison]) -> str:
+    colour = {"regressed": "#f5c6c6", "resolved": "#d8f0d8", "improved": "#d8f0d8", "drifted": "#fbeec0"}
+    body = []
+    for comp in comparisons:
+        rows = "".join(
+            f"<tr style='background:{colour.get(c.kind, '#fff')}'>" + "".join(f"<td>{html.escape(v)}</td>" for v in _row(c))
+            + "</tr>" for c in comp.changes)
+        counts = ", ".join(f"{n} {k}" for k, n in comp.counts().items()) or "no change"
+        body.append(f"<h2>{html.escape(comp.before)} &rarr; {html.escape(comp.after)}</h2>"
+                    f"<p>{html.escape(counts)}; {comp.unchanged} unchanged</p>"
+                    f"<table><tr><th>change</th><th>case</th><th>backend</th><th>status</th><th>detail</th></tr>{rows}</table>")
+    return ("<!doctype html><meta charset='utf-8'><title>qdq compare</title><style>body{font-family:sans-serif}"
+            "td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}table{border-collapse:collapse}</style>"
+            "<h1>qdq compare</h1>" + "".join(body))
+
+
+def to_json(comparisons: list[Comparison]) -> str:
+    return json.dumps([{"before": c.before, "after": c.after, "counts": c.counts(), "unchanged": c.unchanged,
+                        "regressed": c.regressed, "changes": [asdict(x) for x in c.changes]} for c in comparisons],
+                      indent=1)
