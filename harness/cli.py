@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("backends", help="list the backends found, their versions, and why any is unavailable")
 
+    mat = sub.add_parser("matrix", help="the suite once per package version, each in its own cached environment, "
+                                         "then the bundles compared in order")
+    mat.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
+    mat.add_argument("--out", type=Path, default=Path("reports/matrix"), help="one bundle per version under DIR")
+    mat.add_argument("--cache", type=Path, default=None, help="where the environments are kept (default: the cache folder)")
+    mat.add_argument("--md", type=Path, default=None, help="also write the comparison as Markdown")
+    from .matrix import families
+
+    for option, spec in families().items():
+        mat.add_argument(f"--{option}", action="append", default=[], metavar="VERSION", help=spec.get("about", ""))
+
     cmp_ = sub.add_parser("compare", help="runs side by side: each bundle against the one before it")
     cmp_.add_argument("bundles", nargs="+", type=Path, help="bundle folders or their results.json, oldest first")
     cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
@@ -73,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "compare": cmd_compare,
+            "compare": cmd_compare, "matrix": cmd_matrix,
             "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
 
@@ -271,6 +282,41 @@ def cmd_compare(args) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(comparisons))
     return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
+
+
+def cmd_matrix(args) -> int:
+    """Exit 0 when every environment produced its bundle (differences between versions are findings, printed and
+    written, not failures); 2 when none was asked for or one could not be made."""
+    from . import bundlediff, matrix
+    from .config import default_cache
+
+    environments = [matrix.Environment(option, version, spec) for option, spec in matrix.families().items()
+                    for version in getattr(args, option.replace("-", "_"))]
+    if not environments:
+        print("qdq matrix: name versions, e.g. --onnxruntime 1.30.0 --onnxruntime 1.32.0", file=sys.stderr)
+        return EXIT_USAGE
+    cache = args.cache or Path(default_cache())
+    try:
+        results = matrix.run(environments, [str(p) for p in args.paths], args.out, cache, [])
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        print(f"qdq matrix: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    comparisons = []
+    for option in dict.fromkeys(env.option for env, _, _ in results):
+        ordered = [(bundlediff.load(folder)) for env, folder, _ in results if env.option == option]
+        comparisons += [bundlediff.compare(a, b) for a, b in zip(ordered, ordered[1:])]
+    names, differing = matrix.verdict_table(results)
+    print(bundlediff.terminal(comparisons))
+    print(f"\n{len(differing)} (case, backend) verdict(s) differ across {', '.join(names)}:")
+    for (case_id, backend), row in sorted(differing.items()):
+        print(f"  {case_id} [{backend}]: " + " | ".join(f"{n}: {s}" for n, s in zip(names, row)))
+    for env, _, check in results:
+        if check:
+            print(f"[{env.name}] check {'passed' if check['returncode'] == 0 else 'FAILED'}: {check['command']}")
+    if args.md:
+        args.md.parent.mkdir(parents=True, exist_ok=True)
+        args.md.write_text(bundlediff.markdown(comparisons))
+    return EXIT_OK
 
 
 # --- validate / backends --------------------------------------------------------------------------------------------
