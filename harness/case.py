@@ -123,6 +123,10 @@ class Documented:
     tolerance: Tolerance
     reason: str
     link: str | None
+    selector: Selector | None = None  # None: the document speaks for every backend
+
+    def applies(self, backend: str, version: str | None) -> bool:
+        return self.selector is None or self.selector.matches(backend, version)
 
 
 @dataclass

@@ -586,8 +586,9 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             values = _values(d["values"], outputs, path, at("documented", "values"))
             check_values(values, ("documented", "values"), not isinstance(d["values"], dict)
                          or any(k in d["values"] for k in ("arange", "fill", "random", "npy")))
+            _check_specifier(d.get("version"), path, at("documented", "version"))
             documented = Documented(values, _tolerance(d.get("tolerance"), path, at("documented", "tolerance")),
-                                    d["reason"], d.get("link"))
+                                    d["reason"], d.get("link"), _selector(d) if "backend" in d else None)
 
     overrides = []
     for i, entry in enumerate(body.get("overrides") or []):

@@ -143,6 +143,7 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     if outcome.built_not_run:
         return _judge_build_only(case, expect, override, outcome.built_not_run)
     info = NetworkInfo(case)
+    documented = case.documented if case.documented and case.documented.applies(backend, version) else None
     primary = _satisfies(case.expect, outcome, case, info, backend, reference, reference_name)
     described = {"expectation": expect.describe()}
 
@@ -161,20 +162,20 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
 
     if not primary.ok:
         note = ""
-        if case.documented and outcome.outputs is not None:
-            doc = _compare_values(case, info, outcome.outputs, case.documented.values, case.documented.tolerance)
+        if documented and outcome.outputs is not None:
+            doc = _compare_values(case, info, outcome.outputs, documented.values, documented.tolerance)
             if doc.ok:
                 note = " (it matches the document's printed values instead)"
         return make(primary.kind, primary.detail + note, metrics=primary.metrics, **described)
 
-    if case.documented and outcome.outputs is not None:
-        doc = _compare_values(case, info, outcome.outputs, case.documented.values, case.documented.tolerance)
+    if documented and outcome.outputs is not None:
+        doc = _compare_values(case, info, outcome.outputs, documented.values, documented.tolerance)
         if doc.ok:
             return make("deviation-no-longer-observed",
                         f"the output matches the document's printed values as well as the contract: "
-                        f"the declared documentation deviation is gone ({case.documented.reason})",
+                        f"the declared documentation deviation is gone ({documented.reason})",
                         metrics=primary.metrics, **described)
-        return make("documentation-deviation", f"{case.documented.reason} [{doc.detail}]",
+        return make("documentation-deviation", f"{documented.reason} [{doc.detail}]",
                     metrics={"expected": primary.metrics, "documented": doc.metrics}, **described)
     return make("pass", primary.detail or "as expected", metrics=primary.metrics, **described)
 
