@@ -305,3 +305,35 @@ def json_default(obj):
     if isinstance(obj, Path):
         return obj.as_posix()
     return str(obj)
+
+
+PACKED = ("results.json", "summary.md", "summary.html", "history.jsonl", "outputs")
+
+
+def pack(out_dir: Path, target: Path, with_report: bool = False) -> Path:
+    """One .tar.gz of a bundle, for a bug report or for `qdq compare` on another machine: results.json (with the
+    journal folded in), the outputs and summaries; the HTML report too when asked."""
+    import io
+    import tarfile
+
+    out_dir, target = Path(out_dir), Path(target)
+    doc = load(out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target, "w:gz") as tar:
+        data = json.dumps(doc, indent=1, default=json_default).encode()
+        info = tarfile.TarInfo("bundle/results.json")
+        info.size, info.mtime = len(data), int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+        for name in PACKED[1:] + (("allure-report",) if with_report else ()):
+            if (out_dir / name).exists():
+                tar.add(out_dir / name, arcname=f"bundle/{name}")
+    return target
+
+
+def unpack(archive: Path, into: Path) -> Path:
+    """A packed bundle extracted safely (tarfile's `data` filter: no links out, no absolute paths, no devices)."""
+    import tarfile
+
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(into, filter="data")
+    return Path(into) / "bundle"

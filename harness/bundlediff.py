@@ -63,8 +63,12 @@ class Comparison:
 
 
 def load(path: Path) -> tuple[dict, Path]:
-    """A bundle from its folder or its results.json (journal folded in)."""
+    """A bundle from its folder, its results.json (journal folded in) or a `qdq pack` archive."""
     path = Path(path)
+    if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
+        import tempfile
+
+        path = bundle_mod.unpack(path, Path(tempfile.mkdtemp(prefix="qdq-compare-")))
     folder = path.parent if path.is_file() else path
     if not (folder / "results.json").exists():
         raise FileNotFoundError(f"{path}: no results.json (a bundle folder or its results.json)")

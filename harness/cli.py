@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     for option, spec in families().items():
         mat.add_argument(f"--{option}", action="append", default=[], metavar="VERSION", help=spec.get("about", ""))
 
+    pk = sub.add_parser("pack", help="a bundle as one .tar.gz, for a bug report or `qdq compare` elsewhere")
+    pk.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"), help="the bundle folder")
+    pk.add_argument("-o", "--output", type=Path, default=None, help="the archive (default: DIR.tar.gz beside it)")
+    pk.add_argument("--with-report", action="store_true", help="include the HTML report (large)")
+
     cmp_ = sub.add_parser("compare", help="runs side by side: each bundle against the one before it")
     cmp_.add_argument("bundles", nargs="+", type=Path, help="bundle folders or their results.json, oldest first")
     cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
@@ -84,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "compare": cmd_compare, "matrix": cmd_matrix,
+            "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack,
             "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
 
@@ -282,6 +287,18 @@ def cmd_compare(args) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(comparisons))
     return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
+
+
+def cmd_pack(args) -> int:
+    from . import bundle
+
+    if not (args.out / "results.json").exists():
+        print(f"qdq pack: no results.json in {args.out} (run `qdq run --out {args.out}` first)", file=sys.stderr)
+        return EXIT_USAGE
+    target = args.output or args.out.with_name(args.out.name + ".tar.gz")
+    bundle.pack(args.out, target, args.with_report)
+    print(f"{target}: {target.stat().st_size:,} bytes (compare it with `qdq compare {target} OTHER`)")
+    return EXIT_OK
 
 
 def cmd_matrix(args) -> int:

@@ -123,3 +123,14 @@ def test_three_bundles_compare_pairwise_and_json_says_it(baseline, tmp_path):
 def test_a_missing_bundle_is_one_line_and_exit_2(tmp_path):
     r = run_qdq("compare", str(tmp_path / "nope"), str(tmp_path / "nope2"))
     assert r.returncode == 2 and "no results.json" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_packed_bundle_compares_like_its_folder(baseline, tmp_path):
+    archive = tmp_path / "probe.tar.gz"
+    r = run_qdq("pack", str(baseline), "-o", str(archive))
+    assert r.returncode == 0 and archive.exists()
+    copy, doc = _copy(baseline, tmp_path, "b")
+    _record(doc, "docs/s2-per-channel-axis1", "numpy").update(status="fail", kind="numeric-mismatch", reason="x")
+    _save(copy, doc)
+    r, rows = _compare(archive, copy)
+    assert r.returncode == 1 and [row[:2] for row in rows] == [["REGRESSED", "docs/s2-per-channel-axis1"]]
