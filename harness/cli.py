@@ -123,6 +123,7 @@ def cmd_run(args) -> int:
         return EXIT_USAGE
     try:
         if not args.resume:
+            _keep_previous(out)
             # A fresh bundle: stale outputs of an earlier run must not mix with this one. history.jsonl stays.
             # (The driver cleans the Allure results: --clean-alluredir is unsafe under xdist.)
             for stale in ("outputs", "allure-results", "allure-report"):
@@ -146,6 +147,7 @@ def cmd_run(args) -> int:
     print(summary.terminal(doc))
     for line in summary.disagreement_lines(doc):
         print(line)
+    _compare_with_previous(out)
     print(f"\nbundle: {results}  summary: {out / 'summary.md'}, {out / 'summary.html'}")
     if not args.no_report and _generate(out, args.history_from):
         from .report import result_links
@@ -153,6 +155,46 @@ def cmd_run(args) -> int:
         summary.write(out, doc, result_links(out / "allure-report" / "index.html"))  # cells link into the report
     failed = any(r["status"] in ("fail", "error") for r in doc["records"])
     return EXIT_FAILED if failed or code != 0 else EXIT_OK
+
+
+def _keep_previous(out: Path) -> None:
+    """The last run's bundle (results folded from its journal, and its outputs) moves to DIR/previous, so that
+    this run is compared with it at the end."""
+    from . import bundle
+
+    if not (out / "results.json").exists():
+        return
+    previous = out / "previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    previous.mkdir(parents=True)
+    try:
+        bundle.write_json(previous / "results.json", bundle.load(out))
+    except (ValueError, OSError):
+        shutil.rmtree(previous, ignore_errors=True)  # an unreadable last run is no baseline
+        return
+    if (out / "outputs").exists():
+        (out / "outputs").rename(previous / "outputs")
+
+
+def _compare_with_previous(out: Path) -> None:
+    """One line of `qdq compare DIR/previous DIR` (regressions listed), the whole comparison in DIR/compare.md.
+    Informational: `qdq compare` is the command that gates."""
+    from . import bundlediff
+
+    if not (out / "previous" / "results.json").exists():
+        return
+    try:
+        comparison = bundlediff.compare(bundlediff.load(out / "previous"), bundlediff.load(out))
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"against the previous run: not compared ({exc})")
+        return
+    counts = comparison.counts()
+    print("\nagainst the previous run: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no change")
+          + f" (details: {out / 'compare.md'})")
+    for change in comparison.changes:
+        if change.kind == "regressed":
+            print(f"  REGRESSED {change.case_id} [{change.backend}] {change.old} -> {change.new}: {change.detail[:200]}")
+    (out / "compare.md").write_text(bundlediff.markdown([comparison]))
 
 
 def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:

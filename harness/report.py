@@ -91,8 +91,9 @@ def label_item(case, backend: str, version: str | None) -> None:
     allure.dynamic.title(f"{case.title} [{backend}]")
     for name, value in labels(case, backend):
         allure.dynamic.label(name, value)
+    allure.dynamic.label("version", f"{backend} {version or '-'}")  # the per-backend report groups by it
     allure.dynamic.parameter("backend", backend)
-    allure.dynamic.parameter("backend version", version or "-", excluded=True)
+    allure.dynamic.parameter("backend version", version or "-", excluded=True)  # history continues across upgrades
     if case.source.get("link"):
         allure.dynamic.link(case.source["link"], name="source")
 
@@ -359,7 +360,7 @@ def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool
         shutil.copyfile(history_from, history)
     report = out_dir / "allure-report"
     shutil.rmtree(report, ignore_errors=True)
-    views = {"by-case": ["epic", "feature", "story"], "by-backend": ["backend", "feature", "story"]}
+    views = {"by-case": ["epic", "feature", "story"], "by-backend": ["backend", "version", "feature", "story"]}
     config = {"name": "qdq-harness conformance", "output": str(report), "historyPath": str(history),
               "historyLimit": 100, "categories": categories(),
               "plugins": {view: {"import": "@allurereport/plugin-awesome",
