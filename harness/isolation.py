@@ -232,6 +232,13 @@ class WorkerPool:
         answer = self.worker(name).request("execute", case, self.config.timeout_for(backend))
         return outcome_from(answer)
 
+    def run(self, name: str, backend, case: Case) -> tuple[str | None, Outcome | None]:
+        """The feature check and the case in one round trip: (why it is skipped, None) or (None, its outcome)."""
+        answer = self.worker(name).request("run", case, self.config.timeout_for(backend))
+        if answer.get("skip_reason"):
+            return answer["skip_reason"], None
+        return None, outcome_from(answer)
+
     def skip_reason(self, name: str, backend, case: Case) -> str | None:
         answer = self.worker(name).request("skip_reason", case, self.config.timeout_for(backend))
         if "crash" in answer:

@@ -111,11 +111,7 @@ def write_cross_backend_result(alluredir: Path, case, record: dict, outcomes: di
         (alluredir / source).write_bytes(data)
         attachments.append({"name": name, "source": source, "type": mime})
 
-    from .yamlread import read_bytes
-
-    data, _ = read_bytes(case.file)
-    if data is not None:
-        attach(case.file.name, data, "application/yaml", "yaml")
+    attach(case.file.name, case_section(case).encode(), "application/yaml", "yaml")
     differing = [d for d in record.get("diffs") or [] if not d["agree"] and not d["shape_mismatch"]]
     for d in differing:
         a, b = d["backends"]
@@ -181,18 +177,39 @@ def attach_tensors(label: str, arrays: dict[str, np.ndarray]) -> None:
         allure.attach(_summary(arrays), name=f"{label} (summary)", attachment_type=allure.attachment_type.TEXT)
 
 
+def case_section(case) -> str:
+    """The case as it ran (its own entry of the file, matrix parameters filled in), not the whole file: a matrix
+    file attached whole to each of its cases cost gigabytes."""
+    import yaml
+
+    return (f"# {case.id}, from {case.file.name} (line {case.line})\n"
+            + yaml.safe_dump(case.raw, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120))
+
+
+LOOK_AT = ("fail", "error", "xfail")  # where a person looks: everything is attached there
+
+
 def attach_case(case, backend: str, outcome, verdict, version: str | None = None) -> None:
-    """Every item: the case file, inputs, outputs, metrics, the repro script; on failure: diff table + heatmap."""
+    """Every item: the case as it ran, a summary of its tensors, the refusal. Where a person will look (a failure,
+    a crash, a declared deviation) also the tensors as tables, the metrics, the repro script, the backend's
+    artifacts (the model it ran) and, on a mismatch, the difference table and heatmap. A pass stays small;
+    `qdq repro` and `qdq export` give the rest on demand."""
     allure = allure_module()
     if allure is None:
         return
-    allure.attach(case.file.read_text(), name=f"{case.file.name}", attachment_type=allure.attachment_type.YAML)
+    look = verdict.status in LOOK_AT
+    allure.attach(case_section(case), name=f"{case.file.name}", attachment_type=allure.attachment_type.YAML)
     if outcome is not None:
-        attach_tensors("inputs", outcome.inputs)
-        attach_tensors("outputs", outcome.outputs or {})
+        for label, arrays in (("inputs", outcome.inputs), ("outputs", outcome.outputs or {})):
+            if look:
+                attach_tensors(label, arrays)
+            elif arrays:
+                allure.attach(_summary(arrays), name=f"{label} (summary)", attachment_type=allure.attachment_type.TEXT)
         if outcome.error is not None:
             allure.attach(json.dumps(outcome.error.as_dict(), indent=1), name="refusal",
                           attachment_type=allure.attachment_type.JSON)
+    if not look:
+        return
     if verdict.metrics:
         allure.attach(json.dumps(verdict.metrics, indent=1, default=str), name="metrics",
                       attachment_type=allure.attachment_type.JSON)

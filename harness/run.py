@@ -125,10 +125,14 @@ class Executor:
         if requirement:
             return make("skipped", f"needs {name} {requirement.selector.version} (have {avail.version}): "
                                    f"{requirement.reason}"), avail.version, None, {}
-        lacking = self.skip_reason(name, case)
+        backend = self.backend(name)
+        if backend.isolated:
+            lacking, outcome = self.workers.run(name, backend, case)
+        else:
+            lacking = self.skip_reason(name, case)
+            outcome = None if lacking else self.execute(name, case)
         if lacking:
             return make("skipped", lacking), avail.version, None, {}
-        outcome = self.execute(name, case)
         verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
                         reference_name=self.config.reference)
         extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),

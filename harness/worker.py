@@ -34,9 +34,10 @@ def main() -> None:
     for line in requests:
         request = json.loads(line)
         case = case_from_data(request["case"])
-        if request["op"] == "skip_reason":
-            answer = {"skip_reason": backend.skip_reason(case)}
-        else:
+        lacking = backend.skip_reason(case) if request["op"] in ("skip_reason", "run") else None
+        if request["op"] == "skip_reason" or lacking:
+            answer = {"skip_reason": lacking}
+        else:  # "run" (a feature check, then the case: one round trip) or "execute"
             answer = answer_for(execute(backend, case))
         send({"id": request["id"], **answer})
 

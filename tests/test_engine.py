@@ -66,7 +66,8 @@ def test_backends(tmp_path) -> dict:
 def test_a_third_party_backend_gets_its_repro_and_artifacts_into_the_report(tmp_path, test_backends):
     pytest.importorskip("allure_pytest")
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs/s2-per-channel-axis1.yaml", "--backend", "scripted", "--backend", "numpy",
+    # A documentation deviation: an item a person looks at, where every backend's script and files are attached.
+    r = run_qdq("run", "cases/docs/s4-operator-example.yaml", "--backend", "scripted", "--backend", "numpy",
                 "--out", str(out), "--no-report", env=test_backends)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
@@ -74,9 +75,15 @@ def test_a_third_party_backend_gets_its_repro_and_artifacts_into_the_report(tmp_
     for backend in ("scripted", "numpy"):
         assert f"repro-{backend}.py" in {a["name"] for a in by_backend[backend]["attachments"]}
     plan = next(a for a in by_backend["scripted"]["attachments"] if a["name"] == "plan.txt")
-    assert (out / "allure-results" / plan["source"]).read_text() == "plan of docs/s2-per-channel-axis1"
-    repro = run_qdq("repro", "docs/s2-per-channel-axis1", "--backend", "scripted", env=test_backends)
+    assert (out / "allure-results" / plan["source"]).read_text() == "plan of docs/s4-operator-example"
+    repro = run_qdq("repro", "docs/s4-operator-example", "--backend", "scripted", env=test_backends)
     assert repro.returncode == 0 and "on the scripted test backend" in repro.stdout
+    quiet = run_qdq("run", "cases/docs/s2-per-channel-axis1.yaml", "--backend", "scripted", "--out", str(tmp_path / "p"),
+                    "--no-report", env=test_backends)
+    assert quiet.returncode == 0  # a pass stays small: the case as it ran and summaries, no script, no files
+    (passing,) = [json.loads(p.read_text()) for p in (tmp_path / "p" / "allure-results").glob("*-result.json")]
+    assert {a["name"] for a in passing["attachments"]} == {"s2-per-channel-axis1.yaml", "inputs (summary)",
+                                                           "outputs (summary)"}
 
 
 def test_without_onnx_the_onnx_backends_say_so_and_numpy_runs(tmp_path):

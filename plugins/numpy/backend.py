@@ -41,24 +41,30 @@ VOLUME_LIMIT = 2**31 - 1
 BLOCK_TYPES = ("int4", "fp8", "fp4")
 
 
-def quantize(x: np.ndarray, scale: np.ndarray, to: str) -> np.ndarray:
-    """Quantize with a scale already broadcast to x's shape. Pure numpy; the contract's arithmetic lives here."""
+def quantize(x: np.ndarray, scale: np.ndarray, to: str, reciprocal: np.ndarray | None = None) -> np.ndarray:
+    """Quantize with a scale already broadcast to x's shape. Pure numpy; the contract's arithmetic lives here.
+    `reciprocal` (1/s in float32, as broadcast as the scale) may be given precomputed on the compact scale: the same
+    values without a full-size temporary. Works in place on one float32 buffer."""
     t = dtypes.dtype(to)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        reciprocal = np.float32(1) / scale.astype(np.float32)
-        v = x.astype(np.float32) * reciprocal
-    v = np.clip(v, np.float32(t.qmin), np.float32(t.qmax))  # NaN passes through clip unchanged
+        if reciprocal is None:
+            reciprocal = np.float32(1) / scale.astype(np.float32)
+        v = x.astype(np.float32) if x.dtype != np.float32 else x
+        v = np.multiply(v, reciprocal, dtype=np.float32)
+    np.clip(v, np.float32(t.qmin), np.float32(t.qmax), out=v)  # NaN passes through clip unchanged
     if t.kind == "int":
-        return np.rint(np.nan_to_num(v, nan=0.0)).astype(t.np_type)
+        np.nan_to_num(v, copy=False, nan=0.0)
+        return np.rint(v, out=v).astype(t.np_type)
     if t.name == "fp4":
-        v = np.nan_to_num(v, nan=0.0)
+        np.nan_to_num(v, copy=False, nan=0.0)
     return v.astype(t.np_type)  # ml_dtypes casts round to nearest even
 
 
 def dequantize(q: np.ndarray, scale: np.ndarray, to: str) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
-        y = q.astype(np.float32) * scale.astype(np.float32)
-    return y.astype(dtypes.dtype(to).np_type)
+        y = q.astype(np.float32)
+        np.multiply(y, scale if scale.dtype == np.float32 else scale.astype(np.float32), out=y)
+    return y.astype(dtypes.dtype(to).np_type, copy=False)
 
 
 class _Built:
@@ -124,7 +130,13 @@ class _Built:
                                f"differs from scale shape {list(info.shapes[layer.scale])}")
             if np.any(info.constant_value(layer.zero_point).astype(np.float64) != 0):
                 raise QdqError("zero-point-nonzero", f"{kind} {layer.name!r}: zero point must only contain zeros")
-        return g.expand(scale, info.shapes[layer.input])
+        # Cast and invert the compact scale, then broadcast: no full-size copy of a per-tensor or per-channel scale.
+        scale32 = scale.astype(np.float32)
+        shape = info.shapes[layer.input]
+        if kind == "dequantize":
+            return g.expand(scale32, shape)
+        with np.errstate(divide="ignore", over="ignore"):
+            return g.expand(scale32, shape), g.expand(np.float32(1) / scale32, shape)
 
 
 class _Runner(Runner):
@@ -141,7 +153,8 @@ class _Runner(Runner):
             elif layer.op == "cast":
                 tensors[layer.name] = cast_array(tensors[layer.input], dtypes.dtype(layer.output_type).np_type)
             elif layer.op == "quantize":
-                tensors[layer.name] = quantize(tensors[layer.input], prepared, layer.output_type)
+                scale, reciprocal = prepared
+                tensors[layer.name] = quantize(tensors[layer.input], scale, layer.output_type, reciprocal)
             else:
                 tensors[layer.name] = dequantize(tensors[layer.input], prepared, layer.output_type)
         return {name: tensors[name] for name in self.built.case.outputs}

@@ -48,7 +48,7 @@ def _standalone(source: str) -> str:
     source = source.replace("t = dtypes.dtype(to)\n", "lo, hi = RANGES[to]\n")
     source = source.replace("np.float32(t.qmin), np.float32(t.qmax)", "np.float32(lo), np.float32(hi)")
     source = source.replace('if t.kind == "int":', 'if to in ("int8", "int4"):')
-    source = source.replace("astype(t.np_type)", "astype(DTYPES[to])")
+    source = source.replace("t.np_type", "DTYPES[to]")
     source = source.replace('if t.name == "fp4":', 'if to == "fp4":')
-    source = source.replace("astype(dtypes.dtype(to).np_type)", "astype(DTYPES[to])")
+    source = source.replace("dtypes.dtype(to).np_type", "DTYPES[to]")
     return source

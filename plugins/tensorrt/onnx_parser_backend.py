@@ -5,7 +5,6 @@ the path real QAT models take (pytorch_quantization, TensorRT Model Optimizer); 
 from __future__ import annotations
 
 from harness.case import Case
-from plugins.onnx.export import export
 from plugins.tensorrt.network import Built, build_engine
 from plugins.tensorrt.backend import TensorRTBackend
 
@@ -16,6 +15,8 @@ class TensorRTOnnxBackend(TensorRTBackend):
     description = "the case as ONNX QuantizeLinear/DequantizeLinear, parsed by TensorRT's OnnxParser, run on a GPU"
 
     def _build(self, api, case: Case) -> Built:
+        from plugins.onnx.export import export  # onnx is imported when used, not when listed
+
         model = export(case, self.config.opset).model.SerializeToString()
         return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model,
                             timing_cache=self._timing_cache(api))
