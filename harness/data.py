@@ -192,5 +192,5 @@ def _generate(spec: Any, shape: tuple[int, ...] | None, np_type: np.dtype, case_
         path = npy_path(spec, case_file, root)
         npy_header(path)  # refused before np.load allocates anything
         array = np.load(path, allow_pickle=False)
-        return array.astype(np_type)
+        return array.astype(np_type, copy=False)
     raise DataError(f"unknown data spec {sorted(spec)}")

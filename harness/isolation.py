@@ -57,20 +57,38 @@ def pinned_environment(worker_id: str | None = None) -> dict:
     return env
 
 
-def encode_arrays(arrays: dict[str, np.ndarray] | None) -> str | None:
+INLINE_BYTES = 1 << 20  # larger arrays cross through a file, not as base64 in the JSON line
+
+
+def encode_arrays(arrays: dict[str, np.ndarray] | None) -> str | dict | None:
+    """Small arrays as base64 .npz text in the answer; large ones as an .npz file the reader loads and deletes
+    (base64 of 64 MB would cost more than the case)."""
     if arrays is None:
         return None
     from .bundle import encode_npz
 
-    return base64.b64encode(encode_npz(arrays)).decode()
+    if sum(np.asarray(a).nbytes for a in arrays.values()) <= INLINE_BYTES:
+        return base64.b64encode(encode_npz(arrays)).decode()
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix=f"qdq-{os.getpid()}-", suffix=".npz", dir=shm)
+    with os.fdopen(fd, "wb") as f:
+        f.write(encode_npz(arrays))
+    return {"npz_file": path}
 
 
-def decode_arrays(text: str | None) -> dict[str, np.ndarray] | None:
-    if text is None:
+def decode_arrays(data: str | dict | None) -> dict[str, np.ndarray] | None:
+    if data is None:
         return None
     from .bundle import decode_npz
 
-    return decode_npz(base64.b64decode(text))
+    if isinstance(data, dict):
+        path = data["npz_file"]
+        try:
+            with open(path, "rb") as f:
+                return decode_npz(f.read())
+        finally:
+            os.unlink(path)
+    return decode_npz(base64.b64decode(data))
 
 
 class Worker:

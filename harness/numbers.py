@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,6 +28,20 @@ class NumberError(ValueError):
 
 def parse_number(value: object) -> Number:
     """A YAML scalar (int, float or arithmetic text) as an exact Fraction, or a float for nan/inf."""
+    try:
+        return _parse_cached(type(value), value)
+    except TypeError:  # unhashable: a list or mapping where a number belongs
+        return _parse(value)
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_cached(kind: type, value: object) -> Number:
+    """Cases repeat their numbers (a matrix, the same inputs in many files): each text is parsed once. The type is
+    part of the key so that True and 1 stay apart. Fractions are immutable, so sharing them is safe."""
+    return _parse(value)
+
+
+def _parse(value: object) -> Number:
     if isinstance(value, bool):
         raise NumberError(f"{value!r} is a boolean, not a number")
     if isinstance(value, int):
@@ -159,6 +174,19 @@ def _apply(op: str, a: Number, b: Number) -> Number:
 def nearest(value: Number, np_type: np.dtype) -> np.generic:
     """`value` rounded once, to nearest with ties to even, into a numpy float type."""
     np_type = np.dtype(np_type)
+    try:
+        return _nearest_cached(value, np_type.str)
+    except TypeError:
+        return _nearest(value, np_type)
+
+
+@lru_cache(maxsize=1 << 16)
+def _nearest_cached(value: Number, type_code: str) -> np.generic:
+    """The same literals recur across cases (inputs, scales): each is rounded once per type."""
+    return _nearest(value, np.dtype(type_code))
+
+
+def _nearest(value: Number, np_type: np.dtype) -> np.generic:
     if not isinstance(value, Fraction):
         return np_type.type(value)
     with np.errstate(over="ignore"):

@@ -161,9 +161,18 @@ def _csv(arrays: dict[str, np.ndarray]) -> str:
 def _summary(arrays: dict[str, np.ndarray]) -> str:
     lines = []
     for name, a in arrays.items():
-        f = np.asarray(a).astype(np.float64)
-        lines.append(f"{name}: {a.dtype} {list(a.shape)}, min {np.nanmin(f):.6g}, max {np.nanmax(f):.6g}, "
-                     f"mean {np.nanmean(f):.6g}, NaN {int(np.isnan(f).sum())}")
+        a = np.asarray(a)
+        # numpy's own types are summarised as they are (no float64 copy of a large tensor); ml_dtypes via float32
+        f = a if a.dtype.type.__module__ == "numpy" else a.astype(np.float32)
+        if f.size == 0:
+            lines.append(f"{name}: {a.dtype} {list(a.shape)}, empty")
+            continue
+        isnan = np.isnan(f) if f.dtype.kind == "f" else np.zeros(1, bool)
+        with np.errstate(all="ignore"):
+            low, high = (np.nanmin(f), np.nanmax(f)) if not isnan.all() else (np.nan, np.nan)
+            mean = np.nanmean(f, dtype=np.float64) if not isnan.all() else np.nan
+        lines.append(f"{name}: {a.dtype} {list(a.shape)}, min {float(low):.6g}, max {float(high):.6g}, "
+                     f"mean {float(mean):.6g}, NaN {int(isnan.sum())}")
     return "\n".join(lines)
 
 

@@ -65,10 +65,13 @@ def read(path: Path) -> ReadResult:
         line = data[: exc.start].count(b"\n") + 1
         result.problems.append((line, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
         return result
-    problem = _nesting_problem(text)
-    if problem:
-        result.problems.append(problem)
-        return result
+    if _Loader is yaml.SafeLoader:
+        # The pure-Python composer recurses: refuse deep nesting before it overflows the stack. libyaml refuses
+        # nesting past 1000 itself, and the node walk below enforces the limit for both.
+        problem = _nesting_problem(text)
+        if problem:
+            result.problems.append(problem)
+            return result
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
@@ -134,6 +137,8 @@ def _check_nodes(root: yaml.Node, lines: dict[tuple, int]) -> list[tuple[int, st
                 return [(node.start_mark.line + 1, f"the YAML expands to more than {limits.MAX_NODES:,} values "
                                                    "(anchors and aliases count each time they are used)")]
             continue
+        if len(path) > limits.MAX_NESTING:
+            return [(node.start_mark.line + 1, f"collections nested more than {limits.MAX_NESTING} deep")]
         if path not in lines:
             lines[path] = node.start_mark.line + 1
         if id(node) in seen:  # an alias of a node already walked: its size is known
