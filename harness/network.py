@@ -18,6 +18,17 @@ class Granularity:
     axis: int | None = None  # per-channel axis, or the blocked axis
     block: int | None = None  # block size along the blocked axis
 
+    def compact(self, scale: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """The scale shaped to broadcast against a tensor of `shape` without being materialised (a block scale is
+        repeated: its blocks must line up element by element)."""
+        if self.kind == "per-tensor":
+            return scale.reshape(())
+        if self.kind == "per-channel":
+            view = [1] * len(shape)
+            view[self.axis] = shape[self.axis]
+            return scale.reshape(view)
+        return np.repeat(scale, self.block, axis=self.axis)
+
     def expand(self, scale: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """The scale (or zero point) broadcast to one coefficient per element of a tensor of `shape`."""
         if self.kind == "per-tensor":

@@ -53,10 +53,10 @@ def quantize(x: np.ndarray, scale: np.ndarray, to: str, reciprocal: np.ndarray |
         v = np.multiply(v, reciprocal, dtype=np.float32)
     np.clip(v, np.float32(t.qmin), np.float32(t.qmax), out=v)  # NaN passes through clip unchanged
     if t.kind == "int":
-        np.nan_to_num(v, copy=False, nan=0.0)
+        np.copyto(v, np.float32(0), where=np.isnan(v))  # NaN -> 0 (±Inf were clipped already): one pass
         return np.rint(v, out=v).astype(t.np_type)
     if t.name == "fp4":
-        np.nan_to_num(v, copy=False, nan=0.0)
+        np.copyto(v, np.float32(0), where=np.isnan(v))
     return v.astype(t.np_type)  # ml_dtypes casts round to nearest even
 
 
@@ -134,9 +134,9 @@ class _Built:
         scale32 = scale.astype(np.float32)
         shape = info.shapes[layer.input]
         if kind == "dequantize":
-            return g.expand(scale32, shape)
+            return g.compact(scale32, shape)
         with np.errstate(divide="ignore", over="ignore"):
-            return g.expand(scale32, shape), g.expand(np.float32(1) / scale32, shape)
+            return g.compact(scale32, shape), g.compact(np.float32(1) / scale32, shape)
 
 
 class _Runner(Runner):
