@@ -1,0 +1,37 @@
+"""Faster, never different: today's run of the whole suite on the CPU backends gives the same statuses, verdict
+kinds, input and output hashes and cross-backend diffs as the run of the commit before the speed work
+(tests/golden/suite-fingerprint.json, written by tests/golden_fingerprint.py from that commit's bundle).
+
+A package version other than the one the fingerprint was made with may legitimately change results (a numpy
+release changes random streams, an ONNX Runtime release its kernels): the test then skips and says which.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import version
+
+import pytest
+
+from conftest import REPO
+from golden_fingerprint import PACKAGES, fingerprint
+
+GOLDEN = json.loads((REPO / "tests" / "golden" / "suite-fingerprint.json").read_text())
+
+
+def test_the_whole_suite_gives_the_results_of_the_commit_before_the_speed_work(tmp_path):
+    installed = {p: version(p) for p in PACKAGES}
+    if installed != GOLDEN["versions"]:
+        pytest.skip(f"installed {installed}; the fingerprint was made with {GOLDEN['versions']}: results may differ")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "pytest", "cases", "--qdq-backend", "numpy", "--qdq-backend",
+                          "onnxruntime", "--qdq-backend", "onnx-reference", "--qdq-out", str(out), "-q", "-n", "2",
+                          "-p", "no:cacheprovider"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:]
+    today = fingerprint(json.loads((out / "results.json").read_text()))
+    assert today["records"].keys() == GOLDEN["records"].keys()
+    changed = {k: (GOLDEN["records"][k], v) for k, v in today["records"].items() if GOLDEN["records"][k] != v}
+    assert not changed, changed
+    assert today["diffs"] == GOLDEN["diffs"]
