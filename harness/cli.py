@@ -7,7 +7,6 @@ for `validate`).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal

@@ -47,3 +47,15 @@ def run_qdq(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd or REPO, capture_output=True,
                           text=True, env=full_env, timeout=300)
+
+
+def install_test_backends(tmp_path: Path, **entry_points: str) -> dict:
+    """An environment (PYTHONPATH) in which tests/fault_backends is installed as a third-party package would be:
+    a dist-info naming its backends in the entry-point group, `name=Class` each."""
+    site = tmp_path / "site"
+    dist = site / "test_backends-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: test-backends\nVersion: 0.1\n")
+    lines = "".join(f"{name} = fault_backends:{cls}\n" for name, cls in entry_points.items())
+    (dist / "entry_points.txt").write_text("[qdq_harness.backends]\n" + lines)
+    return {"PYTHONPATH": f"{site}:{REPO / 'tests'}"}

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import REPO, run_qdq
+from conftest import REPO, install_test_backends, run_qdq
 
 HARNESS = REPO / "harness"
 CASES = ["cases/docs", "cases/rules/zero-point.yaml", "cases/numerics/non-finite.yaml"]
@@ -55,12 +55,7 @@ def test_the_engine_imports_no_plugin_and_names_no_shipped_backend():
 
 @pytest.fixture
 def test_backends(tmp_path) -> dict:
-    site = tmp_path / "site"
-    dist = site / "test_backends-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: test-backends\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[qdq_harness.backends]\nscripted = fault_backends:Scripted\n")
-    return {"PYTHONPATH": f"{site}:{REPO / 'tests'}"}
+    return install_test_backends(tmp_path, scripted="Scripted")
 
 
 def test_a_third_party_backend_gets_its_repro_and_artifacts_into_the_report(tmp_path, test_backends):

@@ -12,33 +12,22 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_qdq
+from conftest import REPO, install_test_backends, run_qdq
 
-FAULT_BACKENDS = Path(__file__).resolve().parent / "fault_backends"
 CASES = ["cases/docs", "cases/rules/zero-point.yaml"]
 
 
 @pytest.fixture
 def site(tmp_path) -> dict:
-    """An environment in which the fault backends are installed (a dist-info naming their entry points)."""
-    site = tmp_path / "site"
-    dist = site / "fault_backends-0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fault-backends\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(textwrap.dedent("""
-        [qdq_harness.backends]
-        inprocess-segfault = fault_backends:InProcessSegfault
-        inprocess-hang = fault_backends:InProcessHang
-        noisy = fault_backends:NoisyNative
-        slow = fault_backends:Slow
-    """))
-    return {"PYTHONPATH": f"{site}{os.pathsep}{FAULT_BACKENDS.parent}", "QDQ_TEST_MARKERS": str(tmp_path / "markers")}
+    """An environment in which the fault backends are installed, and the file their loads mark."""
+    env = install_test_backends(tmp_path, **{"inprocess-segfault": "InProcessSegfault", "inprocess-hang": "InProcessHang",
+                                             "noisy": "NoisyNative", "slow": "Slow"})
+    return {**env, "QDQ_TEST_MARKERS": str(tmp_path / "markers")}
 
 
 def _records(out: Path) -> dict[tuple[str, str], dict]:
