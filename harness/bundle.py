@@ -67,10 +67,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
-    """Arrays as .npz bytes; types numpy lacks are stored as bit patterns, their names in `__dtypes__`."""
-    import io
-
+def _npz_arrays(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Types numpy lacks as bit patterns, their names in `__dtypes__`."""
     arrays, types = {}, {}
     for name, value in outputs.items():
         value = np.asarray(value)
@@ -78,8 +76,15 @@ def encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
         types[name] = t.name
         arrays[name] = value if t.numpy_native else value.view(np.dtype(f"u{value.dtype.itemsize}"))
     arrays["__dtypes__"] = np.array(json.dumps(types))
+    return arrays
+
+
+def encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
+    """Arrays as .npz bytes (see `_npz_arrays`)."""
+    import io
+
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **_npz_arrays(outputs))
     return buf.getvalue()
 
 
@@ -92,8 +97,18 @@ def decode_npz(data) -> dict[str, np.ndarray]:
 
 
 def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
+    """Streamed to a temporary file, then renamed: no second copy of a large output in memory."""
     path = outputs_path(out_dir, case_id, backend)
-    atomic_write(path, encode_npz(outputs))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **_npz_arrays(outputs))
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -126,6 +141,18 @@ def environment() -> dict:
         except PackageNotFoundError:
             env[pkg] = None
     return env
+
+
+def out_dir_problem(out: Path) -> str | None:
+    """Why a bundle cannot be written to `out` (one line), or None."""
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder"
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        return f"--out {out}: {probe} is not writable"
+    return None
 
 
 class BundleInUse(RuntimeError):

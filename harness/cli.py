@@ -101,7 +101,7 @@ MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
 
 def cmd_run(args) -> int:
     from . import bundle, summary
-    from .pytest_plugin import out_dir_problem
+    from .bundle import out_dir_problem
 
     paths = args.paths or [Path("cases")]
     missing = [p for p in paths if not os.path.lexists(p)]

@@ -37,6 +37,7 @@ from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .config import DEFAULT_REFERENCE, RunConfig, default_cache, default_timeout
 from .run import CROSS_BACKEND, Executor, Record
 from .verdict import Verdict, make
+from .bundle import out_dir_problem
 from .yamlread import read_bytes
 
 RECORD_KEY = "qdq_record"
@@ -151,18 +152,6 @@ def pytest_configure_node(node) -> None:
     state = node.config.stash.get(STATE, None)
     if state is not None and state.out_dir is not None:
         node.workerinput["qdq_out"] = str(state.out_dir)
-
-
-def out_dir_problem(out: Path) -> str | None:
-    """Why a bundle cannot be written to `out` (one line), or None."""
-    if out.exists() and not out.is_dir():
-        return f"--out {out} is a file, not a folder"
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        return f"--out {out}: {probe} is not writable"
-    return None
 
 
 def _terminate_like_interrupt() -> None:

@@ -169,8 +169,12 @@ def _summary(arrays: dict[str, np.ndarray]) -> str:
             continue
         isnan = np.isnan(f) if f.dtype.kind == "f" else np.zeros(1, bool)
         with np.errstate(all="ignore"):
-            low, high = (np.nanmin(f), np.nanmax(f)) if not isnan.all() else (np.nan, np.nan)
-            mean = np.nanmean(f, dtype=np.float64) if not isnan.all() else np.nan
+            if not isnan.any():  # the usual case: plain reductions, no NaN-free copy of a large tensor
+                low, high, mean = f.min(), f.max(), f.mean(dtype=np.float64)
+            elif isnan.all():
+                low = high = mean = np.nan
+            else:
+                low, high, mean = np.nanmin(f), np.nanmax(f), np.nanmean(f, dtype=np.float64)
         lines.append(f"{name}: {a.dtype} {list(a.shape)}, min {float(low):.6g}, max {float(high):.6g}, "
                      f"mean {float(mean):.6g}, NaN {int(isnan.sum())}")
     return "\n".join(lines)

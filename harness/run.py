@@ -76,19 +76,24 @@ def case_meta(case: Case) -> dict:
 
 def output_steps(case: Case) -> dict[str, float | None]:
     """One quantization step per output where it is a single number (a quantized output: 1 code; a dequantize
-    with a per-tensor constant scale: that scale), so a drift can be told in steps without the case file."""
+    whose constant scale has one value: that scale), so a drift can be told in steps without the case file. Read
+    off the compact scale: never a tensor the size of the output."""
     import numpy as np
 
     from .network import NetworkInfo
 
     info, steps = NetworkInfo(case), {}
     for name in case.outputs:
+        layer, step = info.layers[name], None
         try:
-            step = info.step(name)
-        except Exception:
+            if layer.op == "quantize":
+                step = 1.0
+            elif layer.op == "dequantize" and info.constant_root(layer.scale) is not None:
+                values = np.unique(np.abs(info.constant_value(layer.scale).astype(np.float64)))
+                step = float(values[0]) if values.size == 1 else None
+        except Exception:  # a scale the backends refuse: no step to report
             step = None
-        values = np.unique(step) if step is not None and np.size(step) else None
-        steps[name] = float(values[0]) if values is not None and values.size == 1 else None
+        steps[name] = step
     return steps
 
 
