@@ -59,3 +59,8 @@ def install_test_backends(tmp_path: Path, **entry_points: str) -> dict:
     lines = "".join(f"{name} = fault_backends:{cls}\n" for name, cls in entry_points.items())
     (dist / "entry_points.txt").write_text("[qdq_harness.backends]\n" + lines)
     return {"PYTHONPATH": f"{site}:{REPO / 'tests'}"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--deep", action="store_true", default=False,
+                     help="generated cross-checks draw 20x more examples, with a random seed (tests/test_generated.py)")
