@@ -7,6 +7,7 @@ for `validate`).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -33,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="continue the bundle in --out (items it records are kept)")
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
+    run.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
     run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
     run.add_argument("--opset", type=int, default=None, help="ONNX opset for the ONNX-based backends (13, 17, 19, 21, 23)")
@@ -47,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("paths", nargs="+", type=Path)
 
     sub.add_parser("backends", help="list the backends found, their versions, and why any is unavailable")
+
+    lst = sub.add_parser("list", help="the cases after expansion, with tags, sources and what is expected")
+    lst.add_argument("paths", nargs="*", type=Path, default=[Path("cases")])
+    lst.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any of them)")
+    lst.add_argument("--backend", default=None, help="show the expectation that holds on this backend (and version)")
+    lst.add_argument("--version", default=None, help="the backend's version, for version-gated overrides")
+    lst.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    cov = sub.add_parser("coverage", help="feature (tag) x backend table of a run: pass / declared deviation / skip")
+    cov.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"), help="the bundle folder")
+    cov.add_argument("--readme", type=Path, default=None, help="also replace the table between the coverage markers")
 
     mat = sub.add_parser("matrix", help="the suite once per package version, each in its own cached environment, "
                                          "then the bundles compared in order")
@@ -88,7 +101,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack,
+            "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack, "list": cmd_list,
+            "coverage": cmd_coverage,
             "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
 
@@ -109,7 +123,7 @@ def cmd_run(args) -> int:
         print(f"qdq run: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return EXIT_USAGE
     # A run of a few cases never replaces the full run's bundle and history unless --out says so.
-    subset = bool(args.paths or args.backend or args.keyword or args.tier != "quick")
+    subset = bool(args.paths or args.backend or args.keyword or args.tag or args.tier != "quick")
     out = args.out or (SUBSET_OUT if subset else FULL_RUN_OUT)
     problem = out_dir_problem(out.resolve())
     if problem:
@@ -209,6 +223,8 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args += ["--qdq-root", str(args.root)]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    for tag in args.tag:
+        pytest_args += ["--qdq-tag", tag]
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
     if args.opset:
@@ -374,6 +390,49 @@ def cmd_matrix(args) -> int:
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)
         args.md.write_text(bundlediff.markdown(comparisons))
+    return EXIT_OK
+
+
+def cmd_list(args) -> int:
+    from .caseload import check_file, iter_case_files
+
+    tags, rows, problems = set(args.tag), [], 0
+    for path in iter_case_files(args.paths):
+        cases, errors = check_file(path)
+        problems += len(errors)
+        for case in cases:
+            if tags and not tags & set(case.tags):
+                continue
+            expect, override = case.expectation_for(args.backend, args.version) if args.backend else (case.expect, None)
+            rows.append({"case": case.id, "tags": case.tags, "source": case.source.get("document"),
+                         "where": case.source.get("where"), "expect": expect.describe(),
+                         "declared": override.reason if override else None, "tier": case.tier})
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+        else:
+            print(f"{row['case']}  [{', '.join(row['tags'])}]  {row['expect']}"
+                  + (f" (declared: {row['declared'][:80]})" if row["declared"] else "") + f"  <- {row['source']}")
+    print(f"{len(rows)} case(s)" + (f"; {problems} file problem(s): `qdq validate`" if problems else ""), file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_coverage(args) -> int:
+    from . import bundle, summary
+
+    if not (args.out / "results.json").exists():
+        print(f"qdq coverage: no results.json in {args.out}", file=sys.stderr)
+        return EXIT_USAGE
+    table = summary.coverage(bundle.load(args.out))
+    print(table)
+    if args.readme:
+        text = args.readme.read_text()
+        start, end = "<!-- coverage:start -->", "<!-- coverage:end -->"
+        if start not in text or end not in text:
+            print(f"qdq coverage: {args.readme} has no {start} ... {end} markers", file=sys.stderr)
+            return EXIT_USAGE
+        head, rest = text.split(start, 1)
+        args.readme.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
     return EXIT_OK
 
 

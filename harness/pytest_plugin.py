@@ -86,6 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qdq-reference", default=DEFAULT_REFERENCE, metavar="NAME",
                     help="the backend `expect: reference` compares against (default: the installed backend that "
                          "declares it models the documented contract)")
+    group.addoption("--qdq-tag", action="append", default=[], metavar="TAG",
+                    help="run only cases carrying this tag (repeatable: any of them); invalid case files always run")
     group.addoption("--qdq-resume", action="store_true",
                     help="continue the bundle in --qdq-out: items it already records are not run again")
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
@@ -166,9 +168,15 @@ def _terminate_like_interrupt() -> None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    """With --qdq-resume, items the bundle already records are deselected, identically in every process (from the
-    list the controller wrote before any worker started)."""
+    """--qdq-tag keeps the cases carrying one of the tags. With --qdq-resume, items the bundle already records are
+    deselected, identically in every process (from the list the controller wrote before any worker started)."""
     state = config.stash.get(STATE, None)
+    tags = set(config.getoption("--qdq-tag"))
+    if state is not None and tags:
+        off = [i for i in items if isinstance(i, CaseItem) and not tags & set(i.case.tags)]
+        if off:
+            config.hook.pytest_deselected(items=off)
+            items[:] = [i for i in items if not (isinstance(i, CaseItem) and not tags & set(i.case.tags))]
     if state is None or state.out_dir is None or not config.getoption("--qdq-resume"):
         return
     marker = state.out_dir / RESUME_DONE

@@ -228,3 +228,26 @@ def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
 def write(out_dir: Path, doc: dict, links: dict[tuple[str, str], str] | None = None) -> None:
     atomic_write(Path(out_dir) / "summary.md", markdown(doc).encode())
     atomic_write(Path(out_dir) / "summary.html", to_html(doc, links).encode())
+
+
+def coverage(doc: dict) -> str:
+    """Feature (case tag) x backend: how many cases pass, are a declared deviation, are skipped, fail. Made from a
+    run's records, so the README's table says what a run showed, not what was planned."""
+    tags_of = {case_id: meta.get("tags", []) for case_id, meta in doc.get("cases", {}).items()}
+    backends = [b for b in doc["backends"]] + ["cross-backend"]
+    cells: dict[tuple[str, str], Counter] = {}
+    for r in doc["records"]:
+        for tag in tags_of.get(r["case_id"], []):
+            cells.setdefault((tag, r.get("backend") or ""), Counter())[r["status"]] += 1
+    tags = sorted({t for t, _ in cells})
+    used = [b for b in backends if any((t, b) in cells for t in tags)]
+    lines = ["| feature (tag) | " + " | ".join(used) + " |", "|---" * (len(used) + 1) + "|"]
+    for tag in tags:
+        row = []
+        for b in used:
+            c = cells.get((tag, b), Counter())
+            parts = [f"{c[s]} {m}" for s, m in (("pass", "pass"), ("xfail", "dev"), ("skip", "skip"), ("fail", "FAIL"),
+                                                 ("error", "ERROR")) if c[s]]
+            row.append(", ".join(parts))
+        lines.append(f"| {tag} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"

@@ -179,3 +179,28 @@ def test_repro_takes_a_file_path_and_names_what_the_script_imports():
 def test_the_polygraphy_check_fails_any_element_outside_the_tolerance():
     script = run_qdq("repro", "docs/s1-per-tensor-int8", "--backend", "tensorrt-onnx").stdout
     assert "--check-error-stat elemwise --atol 0 --rtol 0" in script and "median" not in script
+
+
+def test_list_tag_and_coverage(tmp_path):
+    listed = run_qdq("list", "--tag", "zero-point", "--backend", "onnxruntime", "--version", "1.32.0", "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {r["case"] for r in rows} == {"docs/s3-zero-point", "rules/zero-point::zeros",
+                                         "rules/zero-point::shape-mismatch", "rules/zero-point::uint8-asymmetric"}
+    assert next(r for r in rows if r["case"] == "docs/s3-zero-point")["declared"].startswith("ONNX QuantizeLinear applies")
+    out = tmp_path / "out"
+    run = run_qdq("run", "--tag", "fp8", "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out), "--no-report")
+    assert run.returncode == 0
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["records"] and all("fp8" in doc["cases"][r["case_id"]]["tags"] for r in doc["records"])
+    readme = tmp_path / "README.md"
+    readme.write_text("x\n<!-- coverage:start -->\nold\n<!-- coverage:end -->\ny\n")
+    cov = run_qdq("coverage", str(out), "--readme", str(readme))
+    assert cov.returncode == 0
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("x\n") and text.endswith("y\n")
+    fp8 = next(line for line in text.splitlines() if line.startswith("| fp8 |"))
+    numpy_cell = fp8.split("|")[2].strip()
+    numpy_statuses = [r["status"] for r in doc["records"] if r["backend"] == "numpy"]
+    expected = ", ".join(f"{numpy_statuses.count(s)} {m}" for s, m in (("pass", "pass"), ("xfail", "dev"))
+                         if numpy_statuses.count(s))
+    assert numpy_cell == expected and sum(map(numpy_statuses.count, ("pass", "xfail"))) == len(numpy_statuses)
