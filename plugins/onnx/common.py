@@ -4,6 +4,17 @@ translator can write). Importing it imports no onnx."""
 from __future__ import annotations
 
 from harness.backend import Backend
+from harness.errors import categorize as shared_categorize
+
+
+def categorizer(patterns: list[tuple[str, str]]):
+    """A backend's `categorize(message, phase)`: its own (pattern, category) table, first match wins; otherwise a
+    build or runtime failure."""
+
+    def categorize(message: str, phase: str) -> str:
+        return shared_categorize(message, patterns, "build-failed" if phase == "build" else "runtime-failed")
+
+    return categorize
 
 
 class OnnxBackend(Backend):

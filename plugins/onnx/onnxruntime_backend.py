@@ -14,9 +14,8 @@ from harness import dtypes
 from harness.backend import Availability, Runner
 from harness.case import Case
 from harness.errors import QdqError
-from harness.errors import categorize as shared_categorize
 from harness.twin import TwinProbe
-from plugins.onnx.common import OnnxBackend
+from plugins.onnx.common import OnnxBackend, categorizer
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
 _PATTERNS = [
@@ -28,9 +27,7 @@ _PATTERNS = [
     (r"NOT_IMPLEMENTED|Could not find an implementation|Type Error|unsupported type|type.*is invalid", "unsupported-type"),
 ]
 
-
-def categorize(message: str, phase: str) -> str:
-    return shared_categorize(message, _PATTERNS, "build-failed" if phase == "build" else "runtime-failed")
+categorize = categorizer(_PATTERNS)
 
 
 class _Runner(Runner):

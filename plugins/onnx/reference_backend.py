@@ -13,8 +13,7 @@ import numpy as np
 from harness.backend import Availability, Runner
 from harness.case import Case
 from harness.errors import QdqError
-from harness.errors import categorize as shared_categorize
-from plugins.onnx.common import OnnxBackend
+from plugins.onnx.common import OnnxBackend, categorizer
 
 MIN_OPSET = 19
 _PATTERNS = [
@@ -24,9 +23,7 @@ _PATTERNS = [
     (r"No implementation for operator|unsupported type|Type Error", "unsupported-type"),
 ]
 
-
-def categorize(message: str, phase: str) -> str:
-    return shared_categorize(message, _PATTERNS, "build-failed" if phase == "build" else "runtime-failed")
+categorize = categorizer(_PATTERNS)
 
 
 class _Runner(Runner):
