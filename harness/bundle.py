@@ -128,8 +128,6 @@ def arrays_hash(inputs: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-inputs_hash = arrays_hash
-
 
 def environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version

@@ -31,7 +31,6 @@ from .config import RunConfig
 from .errors import QdqError
 from .execute import Outcome
 
-DEFAULT_TIMEOUT_S = 600.0
 STARTUP_TIMEOUT_S = 120.0  # importing the backend's libraries; not counted in a case's timeout
 
 
@@ -256,12 +255,6 @@ class WorkerPool:
         if answer.get("skip_reason"):
             return answer["skip_reason"], None
         return None, outcome_from(answer)
-
-    def skip_reason(self, name: str, backend, case: Case) -> str | None:
-        answer = self.worker(name).request("skip_reason", case, self.config.timeout_for(backend))
-        if "crash" in answer:
-            return None  # the case's own run will meet (and report) the same crash
-        return answer.get("skip_reason")
 
     def close(self) -> None:
         for worker in self.workers.values():

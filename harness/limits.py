@@ -17,15 +17,3 @@ MAX_NUMBER_BITS = 1100  # bits of an exact number's numerator and denominator: b
 MAX_EXPONENT = 4096  # |n| in `a**n`
 MAX_DECIMAL_EXPONENT = 400  # |e| in `1e-300`
 
-
-def describe() -> list[tuple[str, str]]:
-    """(what, limit) rows for the README and `qdq validate --limits`."""
-    return [
-        ("case file size", f"{MAX_FILE_BYTES >> 20} MiB"),
-        ("nesting of YAML collections", str(MAX_NESTING)),
-        ("YAML nodes after expanding anchors", f"{MAX_NODES:,}"),
-        ("cases from one `matrix:`", f"{MAX_MATRIX_COMBINATIONS:,}"),
-        ("elements of any tensor a case makes", f"{MAX_ELEMENTS:,} (2^26)"),
-        ("a number written as text", f"{MAX_NUMBER_CHARS} characters, |decimal exponent| <= {MAX_DECIMAL_EXPONENT}, "
-                                     f"`**` exponents <= {MAX_EXPONENT}, results within float64's range"),
-    ]

@@ -134,13 +134,13 @@ class Executor:
         if backend.isolated:
             lacking, outcome = self.workers.run(name, backend, case)
         else:
-            lacking = self.skip_reason(name, case)
+            lacking = self._skip_reason_in_process(name, backend, case)
             outcome = None if lacking else self.execute(name, case)
         if lacking:
             return make("skipped", lacking), avail.version, None, {}
         verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
                         reference_name=self.config.reference)
-        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.inputs_hash(outcome.inputs),
+        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.arrays_hash(outcome.inputs),
                  "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details}
         if outcome.outputs is not None:
             extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)
@@ -161,10 +161,8 @@ class Executor:
         except BackendTimeout as exc:
             return Outcome(crash=str(exc), seconds=time.perf_counter() - start)
 
-    def skip_reason(self, name: str, case: Case) -> str | None:
-        backend = self.backend(name)
-        if backend.isolated:
-            return self.workers.skip_reason(name, backend, case)
+    def _skip_reason_in_process(self, name: str, backend, case: Case) -> str | None:
+        """A feature the backend lacks, asked in this process (an isolated backend answers with its run)."""
         try:
             with deadline(self.config.timeout_for(backend), f"{name} (in the pytest process) checking {case.id}"):
                 return backend.skip_reason(case)

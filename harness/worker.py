@@ -34,10 +34,10 @@ def main() -> None:
     for line in requests:
         request = json.loads(line)
         case = case_from_data(request["case"])
-        lacking = backend.skip_reason(case) if request["op"] in ("skip_reason", "run") else None
-        if request["op"] == "skip_reason" or lacking:
+        lacking = backend.skip_reason(case) if request["op"] == "run" else None
+        if lacking:
             answer = {"skip_reason": lacking}
-        else:  # "run" (a feature check, then the case: one round trip) or "execute"
+        else:  # "run" (a feature check, then the case: one round trip) or "execute" (the case alone)
             answer = answer_for(execute(backend, case))
         send({"id": request["id"], **answer})
 
