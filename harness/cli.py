@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default=None, help="exporter name (default: the output's suffix, e.g. onnx)")
     exp.add_argument("--cases", type=Path, default=Path("cases"), help="cases root (default: cases/)")
 
+    imp = sub.add_parser("import", help="cases from elsewhere: ONNX's own node tests, or a quantized ONNX model")
+    imp.add_argument("source", help="'onnx-node-tests', or a model file (its suffix picks the importer, e.g. .onnx)")
+    imp.add_argument("-o", "--output", type=Path, default=None,
+                     help="folder to write the case files into (default: the importer's, under cases/)")
+    imp.add_argument("--format", default=None, help="importer name (default: the source itself, else its suffix)")
+
     rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
     rep.add_argument("case", help="case id or case file path (FILE::name for a file of several cases)")
     rep.add_argument("--backend", required=True)
@@ -101,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack, "list": cmd_list,
+            "import": cmd_import, "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack, "list": cmd_list,
             "coverage": cmd_coverage,
             "repro": cmd_repro, "report": cmd_report}[args.command](args)
 
@@ -514,6 +520,27 @@ def cmd_export(args) -> int:
         return EXIT_USAGE
     code, message = write(find_case(args.case, args.cases), args.output, args.opset)
     print(f"qdq export: {message}" if code else message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
+def cmd_import(args) -> int:
+    """Cases written from another source, by the importer a backend family registers (entry point group
+    `qdq_harness.importers`; the ONNX family registers `onnx-node-tests` and `onnx`)."""
+    from importlib.metadata import entry_points
+
+    importers = {ep.name: ep for ep in entry_points(group="qdq_harness.importers")}
+    fmt = args.format or (args.source if args.source in importers else Path(args.source).suffix.lstrip("."))
+    if fmt not in importers:
+        print(f"qdq import: no importer for {args.source!r}; installed: {', '.join(sorted(importers)) or 'none'}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        run_import = importers[fmt].load()
+    except ImportError as exc:
+        print(f"qdq import: the {fmt} importer cannot load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    code, message = run_import(args.source, args.output)
+    print(f"qdq import: {message}" if code else message, file=sys.stderr if code else sys.stdout)
     return code
 
 

@@ -39,6 +39,14 @@ _TYPES = [
     DType("fp8", np.dtype(ml_dtypes.float8_e4m3fn), "qfloat", -448.0, 448.0, bits=8),
     DType("fp4", np.dtype(ml_dtypes.float4_e2m1fn), "qfloat", -6.0, 6.0, bits=4),
     DType("uint8", np.dtype(np.uint8), "int", 0, 255, bits=8),
+    # ONNX's further quantized types (QuantizeLinear/DequantizeLinear, opsets 19-25); TensorRT has no DataType for
+    # them, so only the ONNX backends run them and the contract model refuses them as unsupported types.
+    DType("fp8e5m2", np.dtype(ml_dtypes.float8_e5m2), "qfloat", -57344.0, 57344.0, bits=8),
+    DType("int16", np.dtype(np.int16), "int", -32768, 32767, bits=16),
+    DType("uint16", np.dtype(np.uint16), "int", 0, 65535, bits=16),
+    DType("uint4", np.dtype(ml_dtypes.uint4), "int", 0, 15, bits=4),
+    DType("int2", np.dtype(ml_dtypes.int2), "int", -2, 1, bits=2),
+    DType("uint2", np.dtype(ml_dtypes.uint2), "int", 0, 3, bits=2),
     DType("int32", np.dtype(np.int32), "int", bits=32),
     DType("int64", np.dtype(np.int64), "int", bits=64),
     DType("float64", np.dtype(np.float64), "float", bits=64),
@@ -49,6 +57,7 @@ BY_NAME: dict[str, DType] = {t.name: t for t in _TYPES}
 ALIASES = {
     "float": "float32", "half": "float16", "bf16": "bfloat16", "fp32": "float32", "fp16": "float16",
     "float8_e4m3fn": "fp8", "fp8e4m3": "fp8", "float4_e2m1fn": "fp4", "fp4e2m1": "fp4",
+    "float8_e5m2": "fp8e5m2",
 }
 NAMES = sorted(BY_NAME) + sorted(ALIASES)
 

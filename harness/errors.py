@@ -17,6 +17,7 @@ CATEGORIES: dict[str, str] = {
     "scalar-input": "the quantized input is a scalar (rank 0)",
     "block-shape-invalid": "a block-quantization scale whose block layout is not allowed",
     "volume-limit": "a tensor holds more than 2^31-1 elements",
+    "sub-byte-odd-count": "a 2- or 4-bit tensor with an odd element count or last dimension (packing needs pairs)",
     "build-failed": "building the network or model failed for another reason",
     "runtime-failed": "running the built network or model failed",
 }

@@ -136,3 +136,42 @@ def test_a_gpu_rtx_refuses_makes_value_cases_skips_naming_its_compute_capability
         assert "compute capability 9.0" in verdict.reason and "Supported compute capabilities: 8.0 8.6" in verdict.reason
         assert verdict.reason.startswith("engine built (")
     assert len(calls) == 1  # decided once: the second case did not try again
+
+
+def test_many_refused_builds_in_one_worker_do_not_deadlock(tmp_path):
+    # A logger made per build deadlocked RTX 1.7 in a new Builder's first log call, in the worker, after a dozen
+    # builds refused in add_input: this exact run hung at dequantizelinear-int16 until the 600 s watchdog. It
+    # takes about 2 s when nothing hangs.
+    # Without their overrides (as the importer first writes them), so that each refusal is also probed with a
+    # valid twin: more builds per case, and the hang's conditions.
+    import re
+
+    cases = tmp_path / "cases" / "onnx-node"
+    cases.mkdir(parents=True)
+    files = []
+    for name in ("quantizelinear.yaml", "dequantizelinear.yaml"):
+        text = (REPO / "cases" / "onnx-node" / name).read_text()
+        (cases / name).write_text(re.sub(r"\n    overrides:\n(      - .*\n)+", "\n", text))
+        files.append(str(cases / name))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--backend", "tensorrt-rtx",
+                        "--out", str(out), "--no-report"], cwd=REPO, capture_output=True, text=True, timeout=90)
+    records = json.loads((out / "results.json").read_text())["records"]
+    assert len([rec for rec in records if rec["backend"] == "tensorrt-rtx"]) == 27, r.stdout[-2000:]
+    assert "overrides" not in (cases / "quantizelinear.yaml").read_text()
+
+
+def test_fp8_and_int4_constants_reach_the_builder_as_typed_weights():
+    # FP8 bytes and INT4 packed pairs through Weights(type, ptr, count): RTX builds a DQ of each (a weight-only
+    # INT4 layer is the common case); before, the harness refused such constants itself.
+    from harness.caseload import load_file
+    from harness.execute import execute
+    from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
+
+    backend = TensorRTRTXBackend()
+    cases = {c.id: c for c in load_file(REPO / "cases" / "onnx-node" / "dequantizelinear.yaml", REPO / "cases")}
+    e4m3 = execute(backend, cases["onnx-node/dequantizelinear::dequantizelinear-e4m3fn"])
+    assert e4m3.built_not_run and not e4m3.error
+    # INT4 with 5 elements: NVIDIA's builder itself refuses the odd count (not the harness).
+    int4 = execute(backend, cases["onnx-node/dequantizelinear::dequantizelinear-int4"])
+    assert int4.error.category == "sub-byte-odd-count" and "odd tensor volume" in int4.error.native

@@ -29,8 +29,14 @@ ONNX_TYPES = {
     "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
     "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int4": TensorProto.INT4, "int32": TensorProto.INT32,
     "int64": TensorProto.INT64, "float64": TensorProto.DOUBLE, "fp8": TensorProto.FLOAT8E4M3FN,
-    "fp4": TensorProto.FLOAT4E2M1,
+    "fp4": TensorProto.FLOAT4E2M1, "fp8e5m2": TensorProto.FLOAT8E5M2, "int16": TensorProto.INT16,
+    "uint16": TensorProto.UINT16, "uint4": TensorProto.UINT4, "int2": TensorProto.INT2, "uint2": TensorProto.UINT2,
 }
+
+
+# Output types ONNX Runtime's Python API cannot return: 2- and 4-bit (stored packed) and FP8 E5M2 ("No
+# corresponding Numpy type", measured on 1.32); FP8 E4M3 comes back as bytes and is reinterpreted instead.
+READOUT_TYPES = ("int4", "uint4", "fp4", "int2", "uint2", "fp8e5m2")
 
 
 @dataclass
@@ -63,12 +69,14 @@ def minimum_opset(case: Case) -> int:
             continue
         quantized = layer.output_type if layer.op == "quantize" else info.dtype(layer.input)
         real = info.dtype(layer.input) if layer.op == "quantize" else layer.output_type
-        if quantized == "fp8" or real in ("float16", "bfloat16"):
+        if quantized in ("fp8", "fp8e5m2") or real in ("float16", "bfloat16"):
             need = max(need, 19)
-        if quantized == "int4" or "block_size" in _granularity_attrs(info, layer):
+        if quantized in ("int4", "uint4", "int16", "uint16") or "block_size" in _granularity_attrs(info, layer):
             need = max(need, 21)
         if quantized == "fp4" or real != info.dtype(layer.scale):
             need = max(need, 23)
+        if quantized in ("int2", "uint2"):
+            need = max(need, 25)
     return need
 
 
@@ -93,7 +101,7 @@ def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> E
     extra = {}
     if readouts:
         for name in case.outputs:
-            if info.dtype(name) in ("int4", "fp4"):
+            if info.dtype(name) in READOUT_TYPES:
                 read = f"{name}__readout"
                 one = f"{name}__readout_scale"
                 inits.append(numpy_helper.from_array(np.array(1.0, np.float32), one))

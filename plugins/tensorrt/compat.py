@@ -53,6 +53,8 @@ class TrtApi:
         return "weak"
 
     def dtype(self, name: str):
+        if name not in DATA_TYPES:
+            raise QdqError("unsupported-type", f"TensorRT has no DataType for {name}")
         member = getattr(self.trt.DataType, DATA_TYPES[name], None)
         if member is None:
             raise QdqError("unsupported-type", f"TensorRT {self.version} has no DataType.{DATA_TYPES[name]} ({name})")

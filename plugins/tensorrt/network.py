@@ -18,6 +18,8 @@ from plugins.tensorrt.compat import TrtApi
 
 # Builder messages -> categories, first match wins (measured on TensorRT-RTX 1.7; 8.x texts from the cookbook).
 _PATTERNS = [
+    (r"ir_verifier|Error while verifying IR", "build-failed"),  # Myelin's own IR check: an internal failure
+    (r"supported only on DLA", "unsupported-on-target"),  # UINT8/asymmetric: valid, but DLA-only
     (r"nbDims > 0|must not be a scalar", "scalar-input"),
     (r"requires identical rank for input and scale", "scale-shape-mismatch"),
     (r"has type \w+ but must have type", "unsupported-type"),
@@ -30,6 +32,7 @@ _PATTERNS = [
     (r"[Bb]lock size|[Bb]locking dimension|[Bb]lock", "block-shape-invalid"),
     (r"build-time constant|must be a constant", "scale-not-constant"),
     (r"scalar", "scalar-input"),
+    (r"[Ss]ub-byte .*odd|odd (tensor volume|last dimension)", "sub-byte-odd-count"),
     (r"[Vv]olume|too many elements|exceeds.*2\^31|INT32_MAX", "volume-limit"),
     (r"[Dd]ata ?[Tt]ype|type .*not supported|unsupported.*type|[Ii]nvalid.*type", "unsupported-type"),
 ]
@@ -39,21 +42,31 @@ def categorize(text: str) -> str:
     return shared_categorize(text, _PATTERNS, "build-failed")
 
 
+_LOGGERS: dict[int, object] = {}
+
+
 def make_logger(trt):
-    """An ILogger that keeps every message (severity, text)."""
+    """The process's ILogger for this TensorRT module, emptied: it keeps every message (severity, text) of one
+    build. One per process, never collected: TensorRT calls it from builders and runtimes that may outlive a build,
+    and a logger made per build deadlocked TensorRT-RTX 1.7 (a new Builder's first log call blocked after a
+    dozen builds refused in add_input; measured with cases/onnx-node, both files in one worker)."""
+    logger = _LOGGERS.get(id(trt))
+    if logger is None:
 
-    class CaptureLogger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.messages: list[tuple[str, str]] = []
+        class CaptureLogger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.messages: list[tuple[str, str]] = []
 
-        def log(self, severity, msg):
-            self.messages.append((str(severity).rsplit(".", 1)[-1], msg))
+            def log(self, severity, msg):
+                self.messages.append((str(severity).rsplit(".", 1)[-1], msg))
 
-        def errors(self) -> list[str]:
-            return [m for s, m in self.messages if s in ("ERROR", "INTERNAL_ERROR")]
+            def errors(self) -> list[str]:
+                return [m for s, m in self.messages if s in ("ERROR", "INTERNAL_ERROR")]
 
-    return CaptureLogger()
+        logger = _LOGGERS[id(trt)] = CaptureLogger()
+    logger.messages = []
+    return logger
 
 
 def _refusal(logger, fallback: str) -> QdqError:
@@ -70,12 +83,33 @@ class Built:
 
 
 def _constant_weights(api: TrtApi, value: np.ndarray, type_name: str):
-    """Weights for a constant, and the type to cast it to afterwards when TensorRT's Weights cannot hold it."""
+    """(bytes to keep alive, trt.Weights, type to cast to afterwards). numpy's own types go as they are; BF16 goes
+    as FP32 and is cast (numpy has no BF16 for TensorRT's array constructor); FP8 as its bytes and INT4/FP4 packed
+    two per byte, first element in the low nibble (TensorRT's documented layout for 4-bit weights), both through
+    the typed `Weights(type, ptr, count)` constructor. A type TensorRT lacks is refused as unsupported."""
+    trt = api.trt
     if type_name in ("float32", "float16", "int32", "int64", "int8", "uint8"):
-        return np.ascontiguousarray(value), None
+        data = np.ascontiguousarray(value)
+        return data, trt.Weights(data), None
     if type_name == "bfloat16":
-        return np.ascontiguousarray(value.astype(np.float32)), "bfloat16"
-    raise QdqError("unsupported-type", f"a {type_name} constant cannot be given to TensorRT as weights")
+        data = np.ascontiguousarray(value.astype(np.float32))
+        return data, trt.Weights(data), "bfloat16"
+    trt_type = api.dtype(type_name)  # raises unsupported-type where this TensorRT has no such DataType
+    if type_name == "fp8":
+        data = np.ascontiguousarray(value).view(np.uint8).copy()
+    elif type_name in ("int4", "fp4"):
+        data = pack_nibbles(np.ascontiguousarray(value).view(np.uint8).ravel())
+    else:
+        raise QdqError("unsupported-type", f"a {type_name} constant cannot be given to TensorRT as weights")
+    return data, trt.Weights(trt_type, data.ctypes.data, int(value.size)), None
+
+
+def pack_nibbles(codes: np.ndarray) -> np.ndarray:
+    """4-bit codes (one per byte, in the low nibble) packed two per byte, first element in the low nibble."""
+    codes = codes & 0x0F
+    if codes.size % 2:
+        codes = np.append(codes, np.uint8(0))
+    return (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
 
 
 def build_network(api: TrtApi, case: Case, logger):
@@ -91,9 +125,9 @@ def build_network(api: TrtApi, case: Case, logger):
                 tensors[layer.name] = network.add_input(layer.name, api.dtype(layer.output_type), tuple(layer.shape))
                 continue
             if layer.op == "constant":
-                value, cast_to = _constant_weights(api, info.constant_value(layer.name), layer.output_type)
-                keep.append(value)  # TensorRT reads weights at build time, not when they are added
-                made = network.add_constant(tuple(info.shapes[layer.name]), trt.Weights(value))
+                data, weights, cast_to = _constant_weights(api, info.constant_value(layer.name), layer.output_type)
+                keep.append(data)  # TensorRT reads weights at build time, not when they are added
+                made = network.add_constant(tuple(info.shapes[layer.name]), weights)
                 if cast_to:
                     made.name = f"{layer.name}__weights"
                     made = network.add_cast(made.get_output(0), api.dtype(cast_to))

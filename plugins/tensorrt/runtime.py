@@ -47,10 +47,9 @@ def _check(result):
 
 
 def _pack_int4(a: np.ndarray) -> np.ndarray:
-    flat = a.astype(np.int8).reshape(-1) & 0x0F
-    if flat.size % 2:
-        flat = np.append(flat, 0)
-    return (flat[0::2] | (flat[1::2] << 4)).astype(np.uint8)
+    from plugins.tensorrt.network import pack_nibbles
+
+    return pack_nibbles(np.ascontiguousarray(a).view(np.uint8).reshape(-1))
 
 
 def _unpack_int4(packed: np.ndarray, shape) -> np.ndarray:
