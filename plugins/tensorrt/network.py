@@ -20,6 +20,7 @@ from plugins.tensorrt.compat import TrtApi
 _PATTERNS = [
     (r"ir_verifier|Error while verifying IR", "build-failed"),  # Myelin's own IR check: an internal failure
     (r"supported only on DLA", "unsupported-on-target"),  # UINT8/asymmetric: valid, but DLA-only
+    (r"No matching rules found for input operand types", "unsupported-type"),  # Myelin type inference (F21, F22)
     (r"nbDims > 0|must not be a scalar", "scalar-input"),
     (r"requires identical rank for input and scale", "scale-shape-mismatch"),
     (r"has type \w+ but must have type", "unsupported-type"),
