@@ -14,9 +14,12 @@ from packaging.version import InvalidVersion, Version
 from . import dtypes
 
 
+COMPUTE_OPS = ("conv", "matmul", "add", "relu", "pool", "concat")
+
+
 @dataclass(frozen=True)
 class Layer:
-    """One INetworkDefinition call: input, constant, cast, quantize or dequantize."""
+    """One INetworkDefinition call: input, constant, cast, quantize, dequantize, or a compute layer next to them."""
 
     op: str
     name: str
@@ -29,14 +32,30 @@ class Layer:
     dtype: str | None = None  # type of an input or constant
     shape: tuple[int, ...] | None = None
     value: Any = None  # data spec of a constant
+    # Compute layers next to Q/DQ (conv, matmul, add, relu, pool, concat): their further operands and attributes.
+    inputs: tuple[str, ...] = ()  # matmul/add: (a, b); concat: all of them
+    weight: str | None = None  # conv
+    bias: str | None = None  # conv
+    attrs: tuple[tuple[str, Any], ...] = ()  # stride, padding, groups, dilation, kernel, kind (sorted items)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        return dict(self.attrs).get(name, default)
+
+    @property
+    def compute(self) -> bool:
+        return self.op in COMPUTE_OPS
 
     @property
     def operands(self) -> list[str]:
-        return [t for t in (self.input, self.scale, self.zero_point) if t is not None]
+        named = [t for t in (self.input, self.weight, self.bias, self.scale, self.zero_point) if t is not None]
+        return named + [t for t in self.inputs if t not in named]
 
     @property
-    def output_type(self) -> str:
-        """The type of the tensor this layer produces (defaults as in TensorRT's Python API)."""
+    def output_type(self) -> str | None:
+        """The type of the tensor this layer produces (defaults as in TensorRT's Python API); None for a compute
+        layer, whose type is its first operand's (NetworkInfo.dtype follows it)."""
+        if self.compute:
+            return None
         if self.op in ("input", "constant"):
             return dtypes.dtype(self.dtype or "float32").name
         if self.op == "quantize":

@@ -28,6 +28,7 @@ from . import data as data_mod
 from . import dtypes, limits, yamlread
 from .case import Case, Documented, Expectation, Layer, Override, Requirement, Selector, Tolerance
 from .numbers import NumberError, parse_number
+from .shapes import LAYER_ATTRS, ShapeError, infer_shape
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "case.schema.json"
 CASE_SUFFIXES = (".yaml", ".yml")
@@ -549,19 +550,32 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             layer = Layer(
                 op=entry["op"], name=entry["name"], line=line, input=entry.get("input"), scale=entry.get("scale"),
                 zero_point=entry.get("zero_point"), axis=entry.get("axis"), to=entry.get("to"), dtype=entry.get("dtype"),
-                shape=shape, value=entry.get("value"),
+                shape=shape, value=entry.get("value"), inputs=tuple(entry.get("inputs") or ()),
+                weight=entry.get("weight"), bias=entry.get("bias"),
+                attrs=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()
+                                   if k in LAYER_ATTRS)),
             )
             if layer.axis is not None and (isinstance(layer.axis, bool) or not isinstance(layer.axis, int)):
                 raise CaseFileError(path, at("network", i, "axis"), f"axis {layer.axis!r} is not an integer")
-            missing = [(role, getattr(layer, role)) for role in ("input", "scale", "zero_point")
+            missing = [(role, getattr(layer, role)) for role in ("input", "weight", "bias", "scale", "zero_point")
                        if getattr(layer, role) is not None and getattr(layer, role) not in defined]
             for role, ref in missing:
                 problems.add(at("network", i, role), f"layer {layer.name!r}: {role} {ref!r} names no tensor defined before it")
+            for k, ref in enumerate(layer.inputs):
+                if ref not in defined:
+                    problems.add(at("network", i, "inputs", k),
+                                 f"layer {layer.name!r}: inputs[{k}] {ref!r} names no tensor defined before it")
             if layer.name in defined:
                 raise CaseFileError(path, line, f"tensor name {layer.name!r} is defined twice")
             defined[layer.name] = layer  # defined even if its data is bad: one problem is reported once
             network.append(layer)
             shapes[layer.name] = layer.shape if layer.op == "input" else shapes.get(layer.input)
+            if layer.compute and all(o in defined for o in layer.operands):
+                with problems.collect():
+                    try:
+                        shapes[layer.name] = infer_shape(layer, shapes)
+                    except ShapeError as exc:
+                        raise CaseFileError(path, line, f"layer {layer.name!r}: {exc}") from None
             if layer.op == "constant":
                 shapes[layer.name] = layer.shape
                 _check_data(layer.value, at, ("network", i, "value"), path, root, layer.shape, layer.output_type)

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import data as data_mod
 from .case import Case, Layer
+from .shapes import infer_shape
 
 
 @dataclass(frozen=True)
@@ -94,11 +95,16 @@ class NetworkInfo:
                 self.shapes[layer.name] = tuple(layer.shape)
             elif layer.op == "constant":
                 self.shapes[layer.name] = tuple(layer.shape) if layer.shape is not None else data_mod.spec_shape(layer.value)
+            elif layer.compute:
+                self.shapes[layer.name] = infer_shape(layer, self.shapes)
             else:
                 self.shapes[layer.name] = self.shapes[layer.input]
 
     def dtype(self, name: str) -> str:
-        return self.layers[name].output_type
+        layer = self.layers[name]
+        while layer.compute:  # a compute layer keeps its first operand's type
+            layer = self.layers[layer.operands[0]]
+        return layer.output_type
 
     def constant_root(self, name: str) -> Layer | None:
         """The constant layer a tensor comes from, through casts only; None when it depends on anything else."""

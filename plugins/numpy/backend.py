@@ -36,6 +36,7 @@ from harness.backend import Availability, Backend, Runner
 from harness.case import Case, Layer
 from harness.errors import QdqError
 from harness.network import GranularityError, NetworkInfo, cast_array
+from plugins.numpy import ops
 
 VOLUME_LIMIT = 2**31 - 1
 BLOCK_TYPES = ("int4", "fp8", "fp4")
@@ -87,6 +88,12 @@ class _Built:
         if layer.op == "constant":
             return info.constant_value(layer.name)
         if layer.op == "cast":
+            return None
+        if layer.compute:
+            for operand in layer.operands:
+                if info.dtype(operand) not in dtypes.FLOAT_TYPES:
+                    raise QdqError("unsupported-type", f"{layer.op} {layer.name!r}: operand {operand!r} is "
+                                   f"{info.dtype(operand)}; the float side of a Q/DQ network takes FP32/FP16/BF16")
             return None
         return self._check_qdq(layer)
 
@@ -152,6 +159,8 @@ class _Runner(Runner):
                 tensors[layer.name] = prepared
             elif layer.op == "cast":
                 tensors[layer.name] = cast_array(tensors[layer.input], dtypes.dtype(layer.output_type).np_type)
+            elif layer.compute:
+                tensors[layer.name] = ops.run(layer, [tensors[name] for name in layer.operands])
             elif layer.op == "quantize":
                 scale, reciprocal = prepared
                 tensors[layer.name] = quantize(tensors[layer.input], scale, layer.output_type, reciprocal)

@@ -94,6 +94,8 @@ def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> E
             inits.append(numpy_helper.from_array(info.constant_value(layer.name), layer.name))
         elif layer.op == "cast":
             nodes.append(helper.make_node("Cast", [layer.input], [layer.name], to=ONNX_TYPES[t], name=layer.name))
+        elif layer.compute:
+            nodes.append(_compute_node(layer, info))
         else:
             nodes.extend(_qdq_nodes(layer, info, opset, inits))
     outputs = [helper.make_tensor_value_info(name, ONNX_TYPES[info.dtype(name)], list(info.shapes[name]))
@@ -151,6 +153,27 @@ def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list
     else:
         nodes.append(helper.make_node("DequantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
     return nodes
+
+
+def _compute_node(layer: Layer, info: NetworkInfo):
+    """conv -> Conv, matmul -> MatMul, add -> Add, relu -> Relu, pool -> MaxPool/AveragePool, concat -> Concat."""
+    from harness.shapes import window
+
+    if layer.op in ("conv", "pool"):
+        kernel = info.shapes[layer.weight][2:] if layer.op == "conv" else tuple(layer.attr("kernel"))
+        win = window(layer, tuple(kernel))
+        attrs = {"kernel_shape": list(kernel), "strides": list(win["stride"]), "pads": list(win["pads"])}
+        if layer.op == "conv":
+            attrs.update(dilations=list(win["dilation"]), group=layer.attr("groups", 1))
+            return helper.make_node("Conv", [layer.input, layer.weight] + ([layer.bias] if layer.bias else []),
+                                    [layer.name], name=layer.name, **attrs)
+        kind = "MaxPool" if layer.attr("kind") == "max" else "AveragePool"  # count_include_pad=0: padding not counted
+        return helper.make_node(kind, [layer.input], [layer.name], name=layer.name, **attrs)
+    if layer.op == "concat":
+        return helper.make_node("Concat", list(layer.inputs), [layer.name], name=layer.name,
+                                axis=layer.axis if layer.axis is not None else 1)
+    onnx_op = {"matmul": "MatMul", "add": "Add", "relu": "Relu"}[layer.op]
+    return helper.make_node(onnx_op, list(layer.operands), [layer.name], name=layer.name)
 
 
 def check(model: onnx.ModelProto) -> None:

@@ -113,6 +113,50 @@ def pack_nibbles(codes: np.ndarray) -> np.ndarray:
     return (codes[0::2] | (codes[1::2] << 4)).astype(np.uint8)
 
 
+def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
+    """conv, matmul, add, relu, pool, concat with INetworkDefinition's own layers. A convolution's kernel (and bias)
+    come as tensors through set_input (the kernel of a Q/DQ network is a DequantizeLayer's output, which is how
+    TensorRT recognises a quantized convolution); padding is explicit pre/post padding."""
+    from harness.shapes import window
+
+    if layer.op == "conv":
+        w_shape = info.shapes[layer.weight]
+        win = window(layer, tuple(w_shape[2:]))
+        made = network.add_convolution_nd(tensors[layer.input], w_shape[0], trt.Dims(w_shape[2:]), trt.Weights(),
+                                          trt.Weights())
+        made.set_input(1, tensors[layer.weight])
+        if layer.bias is not None:
+            made.set_input(2, tensors[layer.bias])
+        made.num_groups = layer.attr("groups", 1)
+    elif layer.op == "pool":
+        kind = trt.PoolingType.MAX if layer.attr("kind") == "max" else trt.PoolingType.AVERAGE
+        win = window(layer, tuple(layer.attr("kernel")))
+        made = network.add_pooling_nd(tensors[layer.input], kind, trt.Dims(win["kernel"]))
+        if kind == trt.PoolingType.AVERAGE:
+            made.average_count_excludes_padding = True
+    elif layer.op == "matmul":
+        none = trt.MatrixOperation.NONE
+        return network.add_matrix_multiply(tensors[layer.inputs[0]], none, tensors[layer.inputs[1]], none)
+    elif layer.op == "add":
+        a, b = (tensors[name] for name in layer.inputs)
+        if len(info.shapes[layer.inputs[0]]) != len(info.shapes[layer.inputs[1]]):
+            raise QdqError("build-failed", f"add {layer.name!r}: TensorRT's elementwise layer needs operands of one rank")
+        return network.add_elementwise(a, b, trt.ElementWiseOperation.SUM)
+    elif layer.op == "relu":
+        return network.add_activation(tensors[layer.input], trt.ActivationType.RELU)
+    else:  # concat
+        made = network.add_concatenation([tensors[name] for name in layer.inputs])
+        made.axis = layer.axis if layer.axis is not None else 1
+        return made
+    t, l, b, r = win["pads"]
+    made.stride_nd = trt.Dims(win["stride"])
+    made.pre_padding = trt.Dims((t, l))
+    made.post_padding = trt.Dims((b, r))
+    if layer.op == "conv":
+        made.dilation_nd = trt.Dims(win["dilation"])
+    return made
+
+
 def build_network(api: TrtApi, case: Case, logger):
     """(builder, network, keep-alive arrays). Raises QdqError when a layer cannot even be added."""
     trt = api.trt
@@ -134,6 +178,8 @@ def build_network(api: TrtApi, case: Case, logger):
                     made = network.add_cast(made.get_output(0), api.dtype(cast_to))
             elif layer.op == "cast":
                 made = network.add_cast(tensors[layer.input], api.dtype(layer.output_type))
+            elif layer.compute:
+                made = _compute_layer(trt, network, layer, tensors, info)
             elif layer.op == "quantize":
                 made = api.add_quantize(network, tensors[layer.input], tensors[layer.scale], layer.output_type)
             else:
