@@ -74,6 +74,9 @@ class Backend(abc.ABC):
     # An executable model of the documented contract: the default reference of `expect: reference` (exactly one
     # installed backend should say so; `--qdq-reference NAME` chooses another).
     models_contract: ClassVar[bool] = False
+    # How it computes a quantized conv/matmul: "simulated" (DQ, float op, Q: ONNX Runtime, QAT) or "fused" (one
+    # integer kernel, as TensorRT builds it). The cross-backend diff labels differences between the two kinds.
+    arithmetic: ClassVar[str] = "simulated"
 
     def details(self) -> dict:
         """Facts about the installation for the bundle (versions, GPU); never raises."""
@@ -112,6 +115,7 @@ class BrokenBackend:
     isolated: bool = False
     timeout_s: float = 600.0
     models_contract: bool = False
+    arithmetic: str = "simulated"
 
     def details(self) -> dict:
         return {}

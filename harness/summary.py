@@ -147,6 +147,8 @@ def disagreement_lines(doc: dict) -> list[str]:
             continue
         a, b = d["backends"]
         tag = f"declared: {d['declared'][0]}" if d.get("declared") else "UNDECLARED"
+        if d.get("fused_vs_simulated"):
+            tag = "fused vs simulated, by design" + (f"; {tag}" if d.get("declared") else "")
         steps = f", {d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''}" if d.get("max_steps") is not None else ""
         lines.append(f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']} of {d['total']} differ, "
                      f"max |diff| {d['max_abs']:.6g}{steps} ({tag})")

@@ -22,20 +22,21 @@ def _windows(x: np.ndarray, win: dict) -> np.ndarray:
     return span[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
-def conv(layer, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+def conv(layer, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, dtype=np.float32) -> np.ndarray:
+    """`dtype` float64 with integer codes gives the exact integer accumulation (every sum below 2^53)."""
     win = window(layer, w.shape[2:])
     groups = layer.attr("groups", 1)
-    cols = _windows(_padded(x.astype(np.float32), win["pads"], 0.0), win)
+    cols = _windows(_padded(x.astype(dtype), win["pads"], 0.0), win)
     n, c = x.shape[:2]
     k = w.shape[0]
     out = []
     for g in range(groups):
         xs = cols[:, g * c // groups:(g + 1) * c // groups]
-        ws = w[g * k // groups:(g + 1) * k // groups].astype(np.float32)
-        out.append(np.einsum("nchwrs,kcrs->nkhw", xs, ws, dtype=np.float32))
+        ws = w[g * k // groups:(g + 1) * k // groups].astype(dtype)
+        out.append(np.einsum("nchwrs,kcrs->nkhw", xs, ws, dtype=dtype))
     y = np.concatenate(out, axis=1)
     if bias is not None:
-        y = y + bias.astype(np.float32).reshape(1, -1, 1, 1)
+        y = y + bias.astype(dtype).reshape(1, -1, 1, 1)
     return y
 
 

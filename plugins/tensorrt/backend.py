@@ -65,6 +65,7 @@ class TensorRTBackend(Backend):
     needs_gpu = True
     isolated = True  # builds and runs in a worker process: a segfault or hang fails one case, not the run
     timeout_s = 600.0
+    arithmetic = "fused"  # an engine runs DQ -> conv/matmul -> Q as one INT8 kernel where it can
 
     def __init__(self):
         self._twins: TwinProbe | None = None
