@@ -18,6 +18,7 @@ CATEGORIES: dict[str, str] = {
     "block-shape-invalid": "a block-quantization scale whose block layout is not allowed",
     "volume-limit": "a tensor holds more than 2^31-1 elements",
     "sub-byte-odd-count": "a 2- or 4-bit tensor with an odd element count or last dimension (packing needs pairs)",
+    "interpretation-mismatch": "an ONNX parser read a Q/DQ node otherwise than ONNX defines it (type, axis, block)",
     "build-failed": "building the network or model failed for another reason",
     "runtime-failed": "running the built network or model failed",
 }

@@ -128,6 +128,10 @@ def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list
     nodes = []
     if layer.op == "quantize":
         to = layer.output_type
+        if to == "uint8" and layer.zero_point is None and info.case.onnx.get("default_output_type"):
+            # ONNX's default: a QuantizeLinear with neither zero point nor output_dtype outputs UINT8.
+            nodes.append(helper.make_node("QuantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
+            return nodes
         if layer.zero_point is not None:
             inputs.append(layer.zero_point)
         elif opset < 21 or to not in ONNX_TYPES:

@@ -22,6 +22,9 @@ _PATTERNS = [
     (r"supported only on DLA", "unsupported-on-target"),  # UINT8/asymmetric: valid, but DLA-only
     (r"No matching rules found for input operand types", "unsupported-type"),  # Myelin type inference (F21, F22)
     (r"nbDims > 0|must not be a scalar", "scalar-input"),
+    (r"quantization axis must index a dimension", "invalid-axis"),  # the ONNX parser's wording
+    (r"must divide into whole blocks", "block-shape-invalid"),
+    (r"Invalid rank for the scale tensor", "scale-shape-mismatch"),
     (r"requires identical rank for input and scale", "scale-shape-mismatch"),
     (r"has type \w+ but must have type", "unsupported-type"),
     (r"unexpected negative axis|[Aa]xis .*(out of|invalid|range)|invalid axis", "invalid-axis"),
@@ -33,7 +36,7 @@ _PATTERNS = [
     (r"[Bb]lock size|[Bb]locking dimension|[Bb]lock", "block-shape-invalid"),
     (r"build-time constant|must be a constant", "scale-not-constant"),
     (r"scalar", "scalar-input"),
-    (r"[Ss]ub-byte .*odd|odd (tensor volume|last dimension)", "sub-byte-odd-count"),
+    (r"[Ss]ub-byte .*odd|odd (tensor volume|last dimension)|4-bit quantization requi\w* an even number", "sub-byte-odd-count"),
     (r"[Vv]olume|too many elements|exceeds.*2\^31|INT32_MAX", "volume-limit"),
     (r"[Dd]ata ?[Tt]ype|type .*not supported|unsupported.*type|[Ii]nvalid.*type", "unsupported-type"),
 ]
@@ -206,7 +209,7 @@ def build_network(api: TrtApi, case: Case, logger):
 
 
 def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model: bytes | None = None,
-                 timing_cache: Path | None = None) -> Built:
+                 timing_cache: Path | None = None, inspect_network=None) -> Built:
     """Build and serialize, from the case's layers or (`onnx_model`) through TensorRT's OnnxParser; raises QdqError
     with the captured builder or parser errors when refused."""
     trt = api.trt
@@ -215,6 +218,8 @@ def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model:
         builder, network, keep = build_network(api, case, logger)
     else:
         builder, network, keep = _parse_onnx(api, onnx_model, logger)
+    if inspect_network is not None:
+        inspect_network(network)  # e.g. how the parser read the model (before the builder optimises it)
     config = builder.create_builder_config()
     info = NetworkInfo(case)
     for flag in api.precision_flags({info.dtype(layer.name) for layer in case.network}):
