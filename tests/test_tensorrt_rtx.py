@@ -175,3 +175,34 @@ def test_fp8_and_int4_constants_reach_the_builder_as_typed_weights():
     # INT4 with 5 elements: NVIDIA's builder itself refuses the odd count (not the harness).
     int4 = execute(backend, cases["onnx-node/dequantizelinear::dequantizelinear-int4"])
     assert int4.error.category == "sub-byte-odd-count" and "odd tensor volume" in int4.error.native
+
+
+def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
+    # A QuantizeLinear with neither zero point nor output_dtype means UINT8 in ONNX; TensorRT-RTX 1.7's parser makes
+    # an INT8 Quantize of it (shared/notes/tensorrt-rtx.md). The check reads the parsed layer back and says so.
+    from harness.caseload import load_file
+    from harness.execute import execute
+    case = load_file(REPO / "cases" / "field" / "onnx-defaults.yaml", REPO / "cases")[0]
+    outcome = execute(_rtx_onnx(), case)
+    assert outcome.error is not None and outcome.error.category == "interpretation-mismatch"
+    assert "QuantizeLinear 'q': ONNX output type uint8, parsed as int8" in outcome.error.message
+
+
+def test_rtx_onnx_parser_gives_real_parser_verdicts():
+    from harness.caseload import load_file
+    from harness.execute import execute
+    cases = {c.id: c for c in load_file(REPO / "cases" / "onnx-node" / "quantizelinear.yaml", REPO / "cases")}
+    zp = execute(_rtx_onnx(), cases["onnx-node/quantizelinear::quantizelinear"])
+    assert zp.error.category == "zero-point-nonzero" and "shiftIsAllZeros" in zp.error.native
+    fp8 = execute(_rtx_onnx(), load_file(REPO / "cases" / "layers" / "qdq-around-layers.yaml",
+                                                       REPO / "cases")[0])
+    assert fp8.built_not_run and "engine built" in fp8.built_not_run
+
+
+def _rtx_onnx():
+    from harness.config import RunConfig
+    from plugins.tensorrt.rtx_onnx_backend import TensorRTRTXOnnxBackend
+
+    backend = TensorRTRTXOnnxBackend()
+    backend.configure(RunConfig.defaults())
+    return backend
