@@ -170,6 +170,7 @@ class Case:
     onnx: dict
     target: dict
     raw: dict  # the expanded case as written (after matrix substitution), for hashing and reports
+    runs_quantized: list[str] = field(default_factory=list)  # layers an engine must run in INT8/FP8/INT4/FP4
     file_hash: str = ""  # sha256 (16 hex digits) of the whole case file's bytes
 
     @property

@@ -648,5 +648,5 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
         severity=body.get("severity", "normal"), tier=body.get("tier", "quick"), params=params,
         network=network, outputs=outputs, inputs=inputs, expect=expect, documented=documented,
         overrides=overrides, requires=requires, onnx=dict(body.get("onnx") or {}), target=dict(body.get("target") or {}),
-        raw=body,
+        raw=body, runs_quantized=list(body.get("runs_quantized") or []),
     )

@@ -221,6 +221,11 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
         if outcome.error is not None:
             allure.attach(json.dumps(outcome.error.as_dict(), indent=1), name="refusal",
                           attachment_type=allure.attachment_type.JSON)
+        if outcome.details.get("layers"):
+            # The engine's layers and the precision each runs in (did it run quantized?), on every item that has
+            # them: the one place a silent float fallback shows.
+            allure.attach(outcome.details["layers"], name="engine layers (inspector)",
+                          attachment_type=allure.attachment_type.JSON)
     if not look:
         return
     if verdict.metrics:

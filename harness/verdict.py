@@ -35,6 +35,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "cross-backend-disagreement": ("fail", "CROSS-BACKEND-DISAGREEMENT", "two backends disagree beyond the tolerance, undeclared"),
     "declared-deviation": ("xfail", "DECLARED-DEVIATION", "the backend deviates as the case declares"),
     "documentation-deviation": ("xfail", "DOCUMENTATION-DEVIATION", "the contract's values differ from a document's printed ones"),
+    "ran-unquantized": ("fail", "RAN-UNQUANTIZED", "a layer the case expects in INT8/FP8 ran in float (the engine inspector)"),
     "backend-crash": ("error", "BACKEND-CRASH", "the backend or the harness crashed"),
     "invalid-case-file": ("fail", "INVALID-CASE-FILE", "the case file does not load"),
     "skipped": ("skip", "SKIPPED", "the backend cannot run this case here"),
@@ -134,6 +135,44 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
 
 def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
           reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
+    verdict = _judge(case, backend, version, outcome, reference, reference_name)
+    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layers"):
+        problem = unquantized(case.runs_quantized, outcome.details["layers"])
+        if problem:
+            return make("ran-unquantized", problem, metrics=verdict.metrics)
+    return verdict
+
+
+_QUANTIZED_FORMAT = re.compile(r"Int8|INT8|FP8|Fp8|Int4|INT4|FP4")
+
+
+def unquantized(names: list[str], inspector_json: str) -> str | None:
+    """Which of the case's layers the engine runs in a float precision, from the engine inspector's JSON (DETAILED
+    verbosity: each engine layer's name joins the network layers it fused with " + ", and each input and output
+    has a "Format/Datatype"). A silent float fallback gives the same values (NVIDIA/TensorRT#4833); this sees it."""
+    import json
+
+    try:
+        layers = json.loads(inspector_json).get("Layers", [])
+    except (ValueError, AttributeError):
+        return None  # a truncated or non-JSON report: nothing to judge by
+    problems = []
+    for name in names:
+        hosts = [layer for layer in layers if isinstance(layer, dict)
+                 and any(part == name or part.startswith(name + " [")  # "c [ONNX Layer: Conv]" from a parser
+                         for part in (p.strip() for p in str(layer.get("Name", "")).split(" + ")))]
+        if not hosts:
+            problems.append(f"{name!r} is in no engine layer (engine layers: "
+                            f"{', '.join(str(layer.get('Name')) for layer in layers if isinstance(layer, dict))[:300]})")
+            continue
+        formats = [t.get("Format/Datatype", "") for layer in hosts for t in layer.get("Inputs", []) if isinstance(t, dict)]
+        if not any(_QUANTIZED_FORMAT.search(f) for f in formats):
+            problems.append(f"{name!r} runs with inputs {sorted(set(formats))}: no INT8/FP8/INT4/FP4")
+    return "; ".join(problems) or None
+
+
+def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
+           reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
     if outcome.skip:
         return make("skipped", outcome.skip)
     if outcome.crash:

@@ -89,3 +89,22 @@ def test_step_tolerance(load_case):
                                                                         "expect: {values: [1, 2, 3], tolerance: {steps: 1}}"))[0]
     assert judge(case, "numpy", None, out(1, 2.5, 3)).status == "pass"  # one step of 0.5
     assert judge(case, "numpy", None, out(1, 3.5, 3)).status == "fail"  # three steps
+
+
+def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
+    # The shape of the inspector's DETAILED JSON as NVIDIA's developer guide prints it: fused network layers joined
+    # by " + ", each input with its "Format/Datatype".
+    import json
+
+    from harness.verdict import unquantized
+
+    def engine(fmt):
+        return json.dumps({"Layers": [{"Name": "c + y", "LayerType": "CaskConvolution",
+                                       "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
+                                       "Outputs": [{"Name": "y", "Format/Datatype": fmt}]}]})
+
+    assert unquantized(["c"], engine("Thirty-two wide channel vectorized row major Int8 format.")) is None
+    problem = unquantized(["c"], engine("Row major linear FP32 format"))
+    assert problem and "'c' runs with inputs ['Row major linear FP32 format']" in problem
+    assert "is in no engine layer" in unquantized(["conv9"], engine("Int8"))
+    assert unquantized(["c"], "not json") is None

@@ -221,6 +221,10 @@ def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model:
     if inspect_network is not None:
         inspect_network(network)  # e.g. how the parser read the model (before the builder optimises it)
     config = builder.create_builder_config()
+    if hasattr(trt, "ProfilingVerbosity"):
+        # Keep each layer's precision in the plan for the engine inspector (did it run quantized?); no effect on
+        # the tactics chosen.
+        config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
     info = NetworkInfo(case)
     for flag in api.precision_flags({info.dtype(layer.name) for layer in case.network}):
         config.set_flag(flag)
