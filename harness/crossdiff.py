@@ -107,7 +107,7 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
                            for n, (_, o) in outcomes.items() if n not in produced) or "none ran"
         return make("skipped", f"fewer than two backends produced outputs ({others})"), []
     info = NetworkInfo(case)
-    tolerance = case.expect.tolerance if case.expect.kind == "values" else Tolerance("exact")
+    tolerance = case.expect.tolerance if case.expect.kind in ("values", "reference") else Tolerance("exact")
     fusable = any(layer.op in FUSABLE for layer in case.network)
     diffs, undeclared, declared, labelled = [], [], [], []
     for a, b in itertools.combinations(sorted(produced), 2):

@@ -3,7 +3,8 @@ on activations per tensor and on float weights per channel; Model Optimizer: INT
 import numpy as np, onnx
 from onnx import helper, numpy_helper, TensorProto as T
 rng=np.random.default_rng(0)
-W=rng.normal(0,0.2,(4,3,3,3)).astype(np.float32); Wq=np.clip(np.rint(W/0.01),-127,127).astype(np.int8)
+W=rng.normal(0,0.2,(4,3,3,3)).astype(np.float32)
+Wq=np.clip(np.rint(rng.normal(0,0.2,(4,4,3,3))/0.01),-127,127).astype(np.int8)
 sw=np.array([0.01,0.02,0.015,0.01],np.float32)
 W2=rng.normal(0,0.1,(16,8)).astype(np.float32)
 inits=[numpy_helper.from_array(W,'W'), numpy_helper.from_array(sw,'sw'), numpy_helper.from_array(np.zeros(4,np.int8),'zw'),

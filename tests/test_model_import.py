@@ -22,12 +22,19 @@ def test_import_writes_one_case_per_distinct_configuration_and_they_run(tmp_path
     assert r.returncode == 0, r.stderr
     body = yaml.safe_load((cases / "imported" / "qat" / "qdq.yaml").read_text())
     names = [c["name"] for c in body["cases"]]
-    # x_q and c_q share one activation configuration (same scale and zero point): three, not four.
+    # x_q and c_q share one activation configuration (same scale and zero point): three, not four; then each
+    # conv with Q/DQ inputs, with the model's weights (written as .npy beside the file: over 256 values).
     assert names == ["000-activation-int8-per-tensor", "001-weight-int8-per-channel",
-                     "002-quantized-weight-int8-per-channel"]
+                     "002-quantized-weight-int8-per-channel", "003-conv", "004-conv"]
+    conv = body["cases"][3]
+    assert conv["outputs"] == ["y"]  # the Quantize after the conv (c_q) is part of the case
+    layer = next(layer for layer in conv["network"] if layer["op"] == "conv")
+    assert layer["padding"] == [1, 1, 1, 1]
+    w = next(layer for layer in conv["network"] if layer["name"] == "w")
+    assert np.array_equal(np.load(cases / "imported" / "qat" / w["value"]["npy"], allow_pickle=False), qat_model.W)
     weight = body["cases"][1]
     w = next(layer for layer in weight["network"] if layer["name"] == "x")
-    assert np.allclose(np.array(w["value"], np.float32), qat_model.W)  # the model's own weights
+    assert np.array_equal(np.load(cases / "imported" / "qat" / w["value"]["npy"], allow_pickle=False), qat_model.W)
     assert weight["source"] == {"document": "qat.onnx", "where": "node 'w_q' (QuantizeLinear)"}
     assert run_qdq("validate", str(cases)).returncode == 0
     out = tmp_path / "out"

@@ -28,11 +28,18 @@ from plugins.numpy import ops
 from plugins.numpy.backend import _Built, _Runner
 
 
+def _zero(info: NetworkInfo, layer: Layer) -> bool:
+    """No zero point, or a constant one of zeros (exporters write them explicitly): symmetric quantization."""
+    if layer.zero_point is None:
+        return True
+    return info.constant_root(layer.zero_point) is not None and not np.any(info.constant_value(layer.zero_point))
+
+
 def _int8_dq(info: NetworkInfo, name: str, channel_axis: int | None):
     """(codes layer, per-element-of-channel scale array) when `name` is a Dequantize of INT8 codes with a per-tensor
     scale, or per-channel along `channel_axis`; else None."""
     layer = info.layers[name]
-    if layer.op != "dequantize" or info.dtype(layer.input) != "int8" or layer.zero_point is not None:
+    if layer.op != "dequantize" or info.dtype(layer.input) != "int8" or not _zero(info, layer):
         return None
     try:
         g = info.scale_granularity(layer)
@@ -49,7 +56,7 @@ def _int8_dq(info: NetworkInfo, name: str, channel_axis: int | None):
 
 def fused_pattern(info: NetworkInfo, q: Layer) -> dict | None:
     """The fusable chain behind a Quantize, or None."""
-    if q.op != "quantize" or q.output_type != "int8" or q.zero_point is not None:
+    if q.op != "quantize" or q.output_type != "int8" or not _zero(info, q):
         return None
     try:
         if info.scale_granularity(q).kind != "per-tensor":

@@ -61,7 +61,7 @@ def _trim(array: np.ndarray) -> tuple[np.ndarray, bool]:
     return array[:rows], True
 
 
-def configurations(model, model_name: str) -> list[dict]:
+def configurations(model, model_name: str, files: "_Files") -> list[dict]:
     """The distinct Q/DQ configurations of a model, each as a case body."""
     from onnx import helper, numpy_helper
 
@@ -99,11 +99,125 @@ def configurations(model, model_name: str) -> list[dict]:
             continue
         seen.add(key)
         cases.append(_case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, model_name,
-                           len(cases)))
+                           len(cases), files))
     return cases
 
 
-def _case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, model_name, index) -> dict:
+def _dq_source(model, name: str, inits: dict, producers: dict):
+    """(kind, details) of a DequantizeLinear output feeding a layer: a Q/DQ pair on an activation or float weight,
+    or a DQ of stored codes; None when it is neither (a runtime scale, another producer)."""
+    from onnx import helper, numpy_helper
+
+    dq = producers.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits:
+        return None
+    attrs = {a.name: helper.get_attribute_value(a) for a in dq.attribute}
+    scale = numpy_helper.to_array(inits[dq.input[1]])
+    zp = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 and dq.input[2] in inits else None
+    out = {"scale": scale, "zp": zp, "axis": attrs.get("axis", 1) if scale.size > 1 else None, "dq": dq}
+    if dq.input[0] in inits:
+        return "codes", {**out, "codes": numpy_helper.to_array(inits[dq.input[0]])}
+    q = producers.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear" or q.input[1] != dq.input[1]:
+        return None
+    if q.input[0] in inits:
+        return "weight", {**out, "float": numpy_helper.to_array(inits[q.input[0]]), "q": q}
+    return "activation", {**out, "q": q, "source": q.input[0]}
+
+
+def layer_cases(model, model_name: str, files: "_Files", start: int) -> list[dict]:
+    """Each Conv/MatMul whose two inputs are Dequantize outputs (an activation Q/DQ pair and a quantized weight),
+    with the Quantize after it when there is one, as a case: the model's own weights, scales and attributes."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    cases = []
+    for node in model.graph.node:
+        if node.op_type not in ("Conv", "MatMul") or len(node.input) < 2:
+            continue
+        x, w = _dq_source(model, node.input[0], inits, producers), _dq_source(model, node.input[1], inits, producers)
+        if x is None or w is None or x[0] != "activation" or w[0] not in ("weight", "codes"):
+            continue
+        xd, wd = x[1], w[1]
+        real = _case_type(_elem(model, xd["source"], inits))
+        quantized = _case_type(inits[xd["dq"].input[2]].data_type) if xd["zp"] is not None else "int8"
+        shape = _shape(model, xd["source"], inits) or [1]
+        index = start + len(cases)
+        tag = f"{index:03d}-{node.op_type.lower()}"
+        net = [{"op": "input", "name": "x", "dtype": real, "shape": shape}]
+
+        def qdq(prefix, d, source, qtype):
+            layers = [{"op": "constant", "name": f"{prefix}s", "dtype": _case_type(inits[d["dq"].input[1]].data_type),
+                       "shape": list(d["scale"].shape), "value": files.value(f"{tag}-{prefix}s", d["scale"])}]
+            extra = {"axis": d["axis"]} if d["axis"] is not None and d["scale"].ndim == 1 else {}
+            if d["zp"] is not None:
+                layers.append({"op": "constant", "name": f"{prefix}zp", "dtype": qtype, "shape": list(d["zp"].shape),
+                               "value": files.value(f"{tag}-{prefix}zp", d["zp"])})
+                extra["zero_point"] = f"{prefix}zp"
+            if source is not None:
+                layers.append({"op": "quantize", "name": f"{prefix}q", "input": source, "scale": f"{prefix}s", **extra,
+                               "to": qtype})
+                source = f"{prefix}q"
+            layers.append({"op": "dequantize", "name": f"{prefix}d", "input": source or f"{prefix}codes",
+                           "scale": f"{prefix}s", **extra, "to": _case_type(inits[d["dq"].input[1]].data_type)})
+            return layers
+
+        net += qdq("x", xd, "x", quantized)
+        if w[0] == "weight":
+            net.append({"op": "constant", "name": "w", "dtype": real, "shape": list(wd["float"].shape),
+                        "value": files.value(f"{tag}-w", wd["float"])})
+            net += qdq("w", wd, "w", quantized)
+        else:
+            codes_type = _case_type(inits[wd["dq"].input[0]].data_type)
+            net.append({"op": "constant", "name": "wcodes", "dtype": codes_type, "shape": list(wd["codes"].shape),
+                        "value": files.value(f"{tag}-wcodes", wd["codes"])})
+            net += qdq("w", wd, None, codes_type)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type == "Conv":
+            layer = {"op": "conv", "name": "c", "input": "xd", "weight": "wd"}
+            if len(node.input) > 2 and node.input[2] in inits:
+                bias = numpy_helper.to_array(inits[node.input[2]])
+                net.append({"op": "constant", "name": "b", "dtype": real, "shape": list(bias.shape),
+                            "value": files.value(f"{tag}-b", bias)})
+                layer["bias"] = "b"
+            pads = attrs.get("pads", [0, 0, 0, 0])
+            layer.update({k: v for k, v in (("stride", attrs.get("strides")), ("dilation", attrs.get("dilations")),
+                                            ("groups", attrs.get("group"))) if v not in (None, [1, 1], 1)})
+            if any(pads):
+                layer["padding"] = [pads[0], pads[1], pads[2], pads[3]]
+        else:
+            layer = {"op": "matmul", "name": "c", "inputs": ["xd", "wd"]}
+        net.append(layer)
+        outputs = ["c"]
+        after = [n for n in consumers.get(node.output[0], []) if n.op_type == "QuantizeLinear" and n.input[1] in inits]
+        if after:
+            q = after[0]
+            sy = numpy_helper.to_array(inits[q.input[1]])
+            if sy.size == 1:
+                net.append({"op": "constant", "name": "ys", "dtype": _case_type(inits[q.input[1]].data_type),
+                            "shape": list(sy.shape), "value": _nested(sy)})
+                net.append({"op": "quantize", "name": "y", "input": "c", "scale": "ys", "to": quantized})
+                outputs = ["y"]
+        cases.append({"name": tag, "title": f"{model_name}: {node.op_type} {node.name or node.output[0]!r} with its "
+                      f"Q/DQ inputs{' and the Quantize after it' if outputs == ['y'] else ''}",
+                      "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
+                      "tags": ["imported", "layers", node.op_type.lower(), quantized],
+                      "network": net, "outputs": outputs,
+                      "inputs": {"x": {"random": {"seed": index, "distribution": "normal", "mean": 0,
+                                                  "std": float(np.max(xd["scale"])) * 40}}},
+                      # Float sums in another order (and division against the reciprocal) may move a result by a
+                      # rounding: a float output within 1e-5, a quantized one within one step.
+                      "expect": {"reference": {"tolerance": {"steps": 1} if outputs == ["y"] else
+                                               {"atol": 1e-5, "rtol": 1e-5}}}})
+    return cases
+
+
+def _case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, model_name, index, files) -> dict:
     from onnx import numpy_helper
 
     src = node.input[0]
@@ -122,7 +236,7 @@ def _case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, mode
             value, trimmed = numpy_helper.to_array(inits[src]), False  # never cut along a per-channel axis
         network.append({"op": "input", "name": "unused", "dtype": "float32", "shape": [1]})
         network.append({"op": "constant", "name": "x", "dtype": quantized if kind == "quantized-weight" else real,
-                        "shape": list(value.shape), "value": _nested(value)})
+                        "shape": list(value.shape), "value": files.value(f"{index:03d}-x", value)})
         inputs = {"unused": [0]}
         if scale.ndim == value.ndim and scale.shape[0] != value.shape[0] and axis == 0:
             scale = scale[: value.shape[0]]
@@ -147,6 +261,24 @@ def _case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, mode
             "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
             "tags": ["imported", kind, quantized, granularity],
             "network": network, "outputs": ["y"], "inputs": inputs, "expect": "reference"}
+
+
+INLINE = 64  # constants up to this many elements are written in the YAML, larger ones as .npy beside it
+
+
+class _Files:
+    """Large constants written as .npy files beside the case file (loaded without pickles, inside cases/)."""
+
+    def __init__(self):
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def value(self, name: str, array: np.ndarray):
+        array = np.asarray(array)
+        if array.size <= INLINE or array.dtype.kind not in "fiu":
+            return _nested(array)
+        file = f"{name}.npy"
+        self.arrays[file] = array
+        return {"npy": file}
 
 
 def _nested(array: np.ndarray):
@@ -183,13 +315,17 @@ def import_command(source: str, output: Path | None) -> tuple[int, str]:
         model = onnx.load(str(path))
     except Exception as exc:
         return 2, f"{source}: not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    cases = configurations(model, path.name)
+    files = _Files()
+    cases = configurations(model, path.name, files)
+    cases += layer_cases(model, path.name, files, len(cases))
     if not cases:
         return 1, f"{source}: no QuantizeLinear/DequantizeLinear with a constant scale found; nothing written"
     out = Path(output) if output else Path("cases") / "imported" / path.stem
     out.mkdir(parents=True, exist_ok=True)
     target = out / "qdq.yaml"
     target.write_text(render(path.name, cases))
+    for name, array in files.arrays.items():
+        np.save(out / name, array, allow_pickle=False)
     from harness.caseload import check_file, find_root
 
     loaded, problems = check_file(target, find_root(target))
