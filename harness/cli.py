@@ -503,24 +503,35 @@ def find_case(spec: str, root: Path):
     raise SystemExit(f"qdq: {path} holds {len(cases)} cases; name one: {', '.join(c.id for c in cases)}")
 
 
+def _family_tool(group: str, command: str, name: str, asked: str):
+    """The function a backend family registers under `name` in an entry point group, or None after saying why."""
+    from importlib.metadata import entry_points
+
+    tools = {ep.name: ep for ep in entry_points(group=group)}
+    if name not in tools:
+        print(f"qdq {command}: nothing registered for {asked!r}; installed: {', '.join(sorted(tools)) or 'none'}",
+              file=sys.stderr)
+        return None
+    try:
+        return tools[name].load()
+    except ImportError as exc:
+        print(f"qdq {command}: {name!r} cannot load: {exc}", file=sys.stderr)
+        return None
+
+
+def _report(command: str, code: int, message: str) -> int:
+    print(f"qdq {command}: {message}" if code else message, file=sys.stderr if code else sys.stdout)
+    return code
+
+
 def cmd_export(args) -> int:
     """The case in another format, by the exporter a backend family registers (entry point group
     `qdq_harness.exporters`; the ONNX family registers `onnx`)."""
-    from importlib.metadata import entry_points
-
-    exporters = {ep.name: ep for ep in entry_points(group="qdq_harness.exporters")}
     fmt = args.format or args.output.suffix.lstrip(".")
-    if fmt not in exporters:
-        print(f"qdq export: no exporter for {fmt!r}; installed: {', '.join(sorted(exporters)) or 'none'}", file=sys.stderr)
+    write = _family_tool("qdq_harness.exporters", "export", fmt, fmt)
+    if write is None:
         return EXIT_USAGE
-    try:
-        write = exporters[fmt].load()
-    except ImportError as exc:
-        print(f"qdq export: the {fmt} exporter cannot load: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    code, message = write(find_case(args.case, args.cases), args.output, args.opset)
-    print(f"qdq export: {message}" if code else message, file=sys.stderr if code else sys.stdout)
-    return code
+    return _report("export", *write(find_case(args.case, args.cases), args.output, args.opset))
 
 
 def cmd_import(args) -> int:
@@ -528,20 +539,12 @@ def cmd_import(args) -> int:
     `qdq_harness.importers`; the ONNX family registers `onnx-node-tests` and `onnx`)."""
     from importlib.metadata import entry_points
 
-    importers = {ep.name: ep for ep in entry_points(group="qdq_harness.importers")}
-    fmt = args.format or (args.source if args.source in importers else Path(args.source).suffix.lstrip("."))
-    if fmt not in importers:
-        print(f"qdq import: no importer for {args.source!r}; installed: {', '.join(sorted(importers)) or 'none'}",
-              file=sys.stderr)
+    names = {ep.name for ep in entry_points(group="qdq_harness.importers")}
+    fmt = args.format or (args.source if args.source in names else Path(args.source).suffix.lstrip("."))
+    run_import = _family_tool("qdq_harness.importers", "import", fmt, args.source)
+    if run_import is None:
         return EXIT_USAGE
-    try:
-        run_import = importers[fmt].load()
-    except ImportError as exc:
-        print(f"qdq import: the {fmt} importer cannot load: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    code, message = run_import(args.source, args.output)
-    print(f"qdq import: {message}" if code else message, file=sys.stderr if code else sys.stdout)
-    return code
+    return _report("import", *run_import(args.source, args.output))
 
 
 def cmd_repro(args) -> int:
