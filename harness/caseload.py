@@ -541,6 +541,7 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
     network: list[Layer] = []
     defined: dict[str, Layer] = {}
     shapes: dict[str, tuple | None] = {}
+    types: dict[str, str | None] = {}  # each tensor's type, to check expected values against it
     for i, entry in enumerate(body["network"]):
         line = at("network", i)
         with problems.collect():
@@ -568,6 +569,10 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             if layer.name in defined:
                 raise CaseFileError(path, line, f"tensor name {layer.name!r} is defined twice")
             defined[layer.name] = layer  # defined even if its data is bad: one problem is reported once
+            try:
+                types[layer.name] = types.get(layer.operands[0]) if layer.compute else layer.output_type
+            except KeyError:  # an unknown type name: the schema reports it
+                types[layer.name] = None
             network.append(layer)
             shapes[layer.name] = layer.shape if layer.op == "input" else shapes.get(layer.input)
             if layer.compute and all(o in defined for o in layer.operands):
@@ -608,7 +613,7 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             with problems.collect():
                 shape = shapes.get(name)
                 _check_data(spec, at, where if plain else (*where, name), path, root,
-                            shape if name in defined else None, None)
+                            shape if name in defined else None, types.get(name))
 
     if expect is not None and expect.kind == "values":
         check_values(expect.values, ("expect", "values"), not isinstance(body["expect"]["values"], dict)
