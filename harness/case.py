@@ -171,6 +171,7 @@ class Case:
     target: dict
     raw: dict  # the expanded case as written (after matrix substitution), for hashing and reports
     runs_quantized: list[str] = field(default_factory=list)  # layers an engine must run in INT8/FP8/INT4/FP4
+    interpretation: dict = field(default_factory=dict)  # Q/DQ layer -> {to, axis} an ONNX parser must read
     file_hash: str = ""  # sha256 (16 hex digits) of the whole case file's bytes
 
     @property

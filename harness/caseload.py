@@ -662,6 +662,9 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             _check_specifier(entry.get("version"), path, at("requires", i, "version"))
             requires.append(Requirement(_selector(entry), entry["reason"]))
 
+    for name in body.get("interpretation") or {}:
+        if name not in defined or defined[name].op not in ("quantize", "dequantize"):
+            problems.add(at("interpretation", name), f"interpretation: {name!r} names no quantize or dequantize layer")
     if len(problems.found) > before or expect is None:
         return None
     return Case(
@@ -671,4 +674,5 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
         network=network, outputs=outputs, inputs=inputs, expect=expect, documented=documented,
         overrides=overrides, requires=requires, onnx=dict(body.get("onnx") or {}), target=dict(body.get("target") or {}),
         raw=body, runs_quantized=list(body.get("runs_quantized") or []),
+        interpretation=dict(body.get("interpretation") or {}),
     )

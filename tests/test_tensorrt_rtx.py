@@ -185,7 +185,24 @@ def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
     case = load_file(REPO / "cases" / "field" / "onnx-defaults.yaml", REPO / "cases")[0]
     outcome = execute(_rtx_onnx(), case)
     assert outcome.error is not None and outcome.error.category == "interpretation-mismatch"
-    assert "QuantizeLinear 'q': ONNX output type uint8, parsed as int8" in outcome.error.message
+    assert "QuantizeLinear 'q': the case's stated output type uint8, parsed as int8" in outcome.error.message
+
+
+def test_a_stated_interpretation_is_what_the_parsed_network_is_checked_against(tmp_path):
+    # rules/onnx-parser-axis: RTX 1.7's parser reads the missing axis as 1, ONNX's default. A case stating axis 0
+    # (what the 8.x-10.1 parsers' source does) is then a mismatch naming the stated value.
+    from harness.caseload import load_file
+    from harness.execute import execute
+
+    text = (REPO / "cases" / "rules" / "onnx-parser-axis.yaml").read_text()
+    (tmp_path / "cases").mkdir()
+    case_file = tmp_path / "cases" / "axis.yaml"
+    case_file.write_text(text.replace("interpretation: {y: {axis: 1}}", "interpretation: {y: {axis: 0}}"))
+    outcome = execute(_rtx_onnx(), load_file(case_file, tmp_path / "cases")[0])
+    assert outcome.error.category == "interpretation-mismatch"
+    assert "DequantizeLinear 'y': the case's stated axis 0, parsed as axis 1" in outcome.error.message
+    same = execute(_rtx_onnx(), load_file(REPO / "cases" / "rules" / "onnx-parser-axis.yaml", REPO / "cases")[0])
+    assert same.error is None and same.built_not_run
 
 
 def test_rtx_onnx_parser_gives_real_parser_verdicts():

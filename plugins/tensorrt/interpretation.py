@@ -72,15 +72,36 @@ def parsed(trt, network) -> dict[str, dict]:
     return out
 
 
+def expected(onnx_view: dict[str, dict], stated: dict[str, dict]) -> dict[str, dict]:
+    """ONNX's meaning, with what a case states about a node's reading (`interpretation:`) in its place."""
+    out = {name: dict(view) for name, view in onnx_view.items()}
+    for name, fields in stated.items():
+        if name in out:
+            out[name].update({k: (dtype_name(v) if k == "to" else v) for k, v in fields.items()})
+            out[name]["stated"] = set(fields)
+    return out
+
+
+def dtype_name(name: str) -> str:
+    from harness import dtypes
+
+    return dtypes.dtype(name).name
+
+
 def differences(onnx_view: dict[str, dict], trt_view: dict[str, dict]) -> list[str]:
-    """One line per node whose parsed reading differs from ONNX's: output type, and axis where it matters."""
+    """One line per node whose parsed reading differs from the expected one: output type, and axis where it
+    matters (a per-axis or blocked scale, or an axis a case states)."""
     lines = []
     for name, want in onnx_view.items():
         got = trt_view.get(name)
         if got is None:
             continue  # folded or renamed by the parser: nothing to compare
         if got["to"] != want["to"]:
-            lines.append(f"{want['op']} {name!r}: ONNX output type {want['to']}, parsed as {got['to']}")
+            lines.append(f"{want['op']} {name!r}: {_whose(want, 'to')} output type {want['to']}, parsed as {got['to']}")
         if want["axis"] is not None and got["axis"] != want["axis"]:
-            lines.append(f"{want['op']} {name!r}: ONNX axis {want['axis']}, parsed as axis {got['axis']}")
+            lines.append(f"{want['op']} {name!r}: {_whose(want, 'axis')} axis {want['axis']}, parsed as axis {got['axis']}")
     return lines
+
+
+def _whose(view: dict, field: str) -> str:
+    return "the case's stated" if field in view.get("stated", ()) else "ONNX"

@@ -26,7 +26,7 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         from plugins.tensorrt import interpretation
 
         model = export(case, self.config.opset).model
-        meaning = interpretation.onnx_semantics(model)
+        meaning = interpretation.expected(interpretation.onnx_semantics(model), case.interpretation)
         found: list[str] = []
 
         def check(network):
