@@ -20,7 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-import jsonschema
 import numpy as np
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
@@ -87,7 +86,9 @@ def _schema_valid(body: dict) -> bool:
 
 
 @lru_cache(maxsize=1)
-def _case_validator() -> jsonschema.protocols.Validator:
+def _case_validator() -> "jsonschema.protocols.Validator":
+    import jsonschema  # only for a case the compiled fast path rejects: its full, precise messages
+
     full = schema()
     sub = {"$schema": full["$schema"], "$defs": full["$defs"], "$ref": "#/$defs/fullCase"}
     return jsonschema.Draft202012Validator(sub)

@@ -233,6 +233,10 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args += ["--qdq-tag", tag]
     if args.workers:
         pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
+    else:
+        pytest_args += ["-p", "no:xdist"]  # one process: not even xdist's import
+    # The run never uses hypothesis's pytest plugin (a dev dependency for tests/): 60 ms of start-up saved.
+    pytest_args += ["-p", "no:hypothesispytest"]
     if args.opset:
         pytest_args += ["--qdq-opset", str(args.opset)]  # one run configuration: `pytest --qdq-opset` is the same run
     if args.resume:

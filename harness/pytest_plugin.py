@@ -103,6 +103,8 @@ def run_config(config: pytest.Config) -> RunConfig:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Registered here too: a run without xdist (`-p no:xdist`) still marks items with it.
+    config.addinivalue_line("markers", "xdist_group(name): pytest-xdist's loadgroup scheduling group")
     known = list(backends_mod.discover())
     chosen = config.getoption("--qdq-backend") or known
     unknown = [b for b in chosen if b not in known]

@@ -30,28 +30,28 @@ def _case_type(elem_type: int) -> str | None:
     return next((name for name, t in ONNX_TYPES.items() if t == elem_type), None)
 
 
-def _shape(model, name: str, inits: dict) -> list[int] | None:
+def value_infos(model) -> dict:
+    """name -> (elem_type, shape) of every graph input, output and inferred intermediate: shape inference runs once
+    per import (over a whole model it is the slow part)."""
+    from onnx import shape_inference
+
+    graph = shape_inference.infer_shapes(model).graph
+    return {vi.name: (vi.type.tensor_type.elem_type, [d.dim_value if d.dim_value > 0 else 1 for d in vi.type.tensor_type.shape.dim])
+            for vi in list(graph.input) + list(graph.value_info) + list(graph.output)}
+
+
+def _shape(infos: dict, name: str, inits: dict) -> list[int] | None:
     if name in inits:
         return list(inits[name].dims)
-    from onnx import shape_inference
-
-    graph = shape_inference.infer_shapes(model).graph
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if vi.name == name:
-            return [d.dim_value if d.dim_value > 0 else 1 for d in vi.type.tensor_type.shape.dim]
-    return None
+    found = infos.get(name)
+    return found[1] if found else None
 
 
-def _elem(model, name: str, inits: dict) -> int | None:
+def _elem(infos: dict, name: str, inits: dict) -> int | None:
     if name in inits:
         return inits[name].data_type
-    from onnx import shape_inference
-
-    graph = shape_inference.infer_shapes(model).graph
-    for vi in list(graph.input) + list(graph.value_info) + list(graph.output):
-        if vi.name == name:
-            return vi.type.tensor_type.elem_type
-    return None
+    found = infos.get(name)
+    return found[0] if found else None
 
 
 def _trim(array: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -61,7 +61,7 @@ def _trim(array: np.ndarray) -> tuple[np.ndarray, bool]:
     return array[:rows], True
 
 
-def configurations(model, model_name: str, files: "_Files") -> list[dict]:
+def configurations(model, model_name: str, files: "_Files", infos: dict) -> list[dict]:
     """The distinct Q/DQ configurations of a model, each as a case body."""
     from onnx import helper, numpy_helper
 
@@ -81,15 +81,14 @@ def configurations(model, model_name: str, files: "_Files") -> list[dict]:
         if node.op_type == "DequantizeLinear" and src in producers and producers[src].op_type == "QuantizeLinear":
             continue  # the pair is imported from its QuantizeLinear
         if node.op_type == "QuantizeLinear":
-            pair = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input and n.input[0] == node.output[0]]
             kind = "weight" if src in inits else "activation"
             quantized = _case_type(inits[node.input[2]].data_type) if zp is not None else None
             quantized = quantized or _case_type(attrs.get("output_dtype", 0)) or "uint8"
         else:
             if src not in inits:
                 continue  # a DQ of a quantized network input: imported as an activation pair elsewhere if any
-            pair, kind, quantized = [], "quantized-weight", _case_type(inits[src].data_type)
-        real = _case_type(_elem(model, src, inits) if kind != "quantized-weight" else inits[scale_name].data_type)
+            kind, quantized = "quantized-weight", _case_type(inits[src].data_type)
+        real = _case_type(_elem(infos, src, inits) if kind != "quantized-weight" else inits[scale_name].data_type)
         if quantized is None or real is None:
             continue
         axis = attrs.get("axis", 1) if scale.size > 1 else None
@@ -98,12 +97,12 @@ def configurations(model, model_name: str, files: "_Files") -> list[dict]:
         if key in seen:
             continue
         seen.add(key)
-        cases.append(_case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, model_name,
+        cases.append(_case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name,
                            len(cases), files))
     return cases
 
 
-def _dq_source(model, name: str, inits: dict, producers: dict):
+def _dq_source(name: str, inits: dict, producers: dict):
     """(kind, details) of a DequantizeLinear output feeding a layer: a Q/DQ pair on an activation or float weight,
     or a DQ of stored codes; None when it is neither (a runtime scale, another producer)."""
     from onnx import helper, numpy_helper
@@ -125,7 +124,7 @@ def _dq_source(model, name: str, inits: dict, producers: dict):
     return "activation", {**out, "q": q, "source": q.input[0]}
 
 
-def layer_cases(model, model_name: str, files: "_Files", start: int) -> list[dict]:
+def layer_cases(model, model_name: str, files: "_Files", start: int, infos: dict) -> list[dict]:
     """Each Conv/MatMul whose two inputs are Dequantize outputs (an activation Q/DQ pair and a quantized weight),
     with the Quantize after it when there is one, as a case: the model's own weights, scales and attributes."""
     from onnx import helper, numpy_helper
@@ -140,13 +139,13 @@ def layer_cases(model, model_name: str, files: "_Files", start: int) -> list[dic
     for node in model.graph.node:
         if node.op_type not in ("Conv", "MatMul") or len(node.input) < 2:
             continue
-        x, w = _dq_source(model, node.input[0], inits, producers), _dq_source(model, node.input[1], inits, producers)
+        x, w = _dq_source(node.input[0], inits, producers), _dq_source(node.input[1], inits, producers)
         if x is None or w is None or x[0] != "activation" or w[0] not in ("weight", "codes"):
             continue
         xd, wd = x[1], w[1]
-        real = _case_type(_elem(model, xd["source"], inits))
+        real = _case_type(_elem(infos, xd["source"], inits))
         quantized = _case_type(inits[xd["dq"].input[2]].data_type) if xd["zp"] is not None else "int8"
-        shape = _shape(model, xd["source"], inits) or [1]
+        shape = _shape(infos, xd["source"], inits) or [1]
         index = start + len(cases)
         tag = f"{index:03d}-{node.op_type.lower()}"
         net = [{"op": "input", "name": "x", "dtype": real, "shape": shape}]
@@ -217,13 +216,13 @@ def layer_cases(model, model_name: str, files: "_Files", start: int) -> list[dic
     return cases
 
 
-def _case(model, node, pair, kind, quantized, real, scale, zp, axis, inits, model_name, index, files) -> dict:
+def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name, index, files) -> dict:
     from onnx import numpy_helper
 
     src = node.input[0]
     network, trimmed = [], False
     if kind == "activation":
-        shape = _shape(model, src, inits) or [1, 4]
+        shape = _shape(infos, src, inits) or [1, 4]
         if int(np.prod(shape)) > MAX_ELEMENTS and len(shape) >= 2:
             shape = [1] + shape[1:]
         network.append({"op": "input", "name": "x", "dtype": real, "shape": shape})
@@ -315,9 +314,9 @@ def import_command(source: str, output: Path | None) -> tuple[int, str]:
         model = onnx.load(str(path))
     except Exception as exc:
         return 2, f"{source}: not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    files = _Files()
-    cases = configurations(model, path.name, files)
-    cases += layer_cases(model, path.name, files, len(cases))
+    files, infos = _Files(), value_infos(model)
+    cases = configurations(model, path.name, files, infos)
+    cases += layer_cases(model, path.name, files, len(cases), infos)
     if not cases:
         return 1, f"{source}: no QuantizeLinear/DequantizeLinear with a constant scale found; nothing written"
     out = Path(output) if output else Path("cases") / "imported" / path.stem
