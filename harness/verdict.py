@@ -136,8 +136,8 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
 def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
           reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
     verdict = _judge(case, backend, version, outcome, reference, reference_name)
-    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layers"):
-        problem = unquantized(case.runs_quantized, outcome.details["layers"])
+    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layer_formats"):
+        problem = unquantized(case.runs_quantized, outcome.details["layer_formats"])
         if problem:
             return make("ran-unquantized", problem, metrics=verdict.metrics)
     return verdict
@@ -146,28 +146,34 @@ def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
 _QUANTIZED_FORMAT = re.compile(r"Int8|INT8|FP8|Fp8|Int4|INT4|FP4")
 
 
-def unquantized(names: list[str], inspector_json: str) -> str | None:
-    """Which of the case's layers the engine runs in a float precision, from the engine inspector's JSON (DETAILED
-    verbosity: each engine layer's name joins the network layers it fused with " + ", and each input and output
-    has a "Format/Datatype"). A silent float fallback gives the same values (NVIDIA/TensorRT#4833); this sees it."""
+def layer_formats(inspector_json: str) -> dict[str, list[str]]:
+    """Engine layer name -> the "Format/Datatype" of its inputs, from the engine inspector's JSON (DETAILED
+    verbosity: an engine layer's name joins the network layers it fused with " + "). Empty when it is not JSON."""
     import json
 
     try:
         layers = json.loads(inspector_json).get("Layers", [])
     except (ValueError, AttributeError):
-        return None  # a truncated or non-JSON report: nothing to judge by
+        return {}
+    return {str(layer.get("Name", "")): [str(t.get("Format/Datatype", "")) for t in layer.get("Inputs", [])
+                                         if isinstance(t, dict)]
+            for layer in layers if isinstance(layer, dict)}
+
+
+def unquantized(names: list[str], formats: dict[str, list[str]]) -> str | None:
+    """Which of the case's layers the engine runs in a float precision (`layer_formats`). A silent float fallback
+    gives the same values (NVIDIA/TensorRT#4833); this sees it."""
     problems = []
     for name in names:
-        hosts = [layer for layer in layers if isinstance(layer, dict)
-                 and any(part == name or part.startswith(name + " [")  # "c [ONNX Layer: Conv]" from a parser
-                         for part in (p.strip() for p in str(layer.get("Name", "")).split(" + ")))]
+        hosts = [engine_layer for engine_layer in formats
+                 if any(part == name or part.startswith(name + " [")  # "c [ONNX Layer: Conv]" from a parser
+                        for part in (p.strip() for p in engine_layer.split(" + ")))]
         if not hosts:
-            problems.append(f"{name!r} is in no engine layer (engine layers: "
-                            f"{', '.join(str(layer.get('Name')) for layer in layers if isinstance(layer, dict))[:300]})")
+            problems.append(f"{name!r} is in no engine layer (engine layers: {', '.join(formats)[:300]})")
             continue
-        formats = [t.get("Format/Datatype", "") for layer in hosts for t in layer.get("Inputs", []) if isinstance(t, dict)]
-        if not any(_QUANTIZED_FORMAT.search(f) for f in formats):
-            problems.append(f"{name!r} runs with inputs {sorted(set(formats))}: no INT8/FP8/INT4/FP4")
+        seen = [f for host in hosts for f in formats[host]]
+        if not any(_QUANTIZED_FORMAT.search(f) for f in seen):
+            problems.append(f"{name!r} runs with inputs {sorted(set(seen))}: no INT8/FP8/INT4/FP4")
     return "; ".join(problems) or None
 
 

@@ -96,15 +96,15 @@ def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
     # by " + ", each input with its "Format/Datatype".
     import json
 
-    from harness.verdict import unquantized
+    from harness.verdict import layer_formats, unquantized
 
     def engine(fmt):
-        return json.dumps({"Layers": [{"Name": "c + y", "LayerType": "CaskConvolution",
-                                       "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
-                                       "Outputs": [{"Name": "y", "Format/Datatype": fmt}]}]})
+        return layer_formats(json.dumps({"Layers": [{"Name": "c + y", "LayerType": "CaskConvolution",
+                                                     "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
+                                                     "Outputs": [{"Name": "y", "Format/Datatype": fmt}]}]}))
 
     assert unquantized(["c"], engine("Thirty-two wide channel vectorized row major Int8 format.")) is None
     problem = unquantized(["c"], engine("Row major linear FP32 format"))
     assert problem and "'c' runs with inputs ['Row major linear FP32 format']" in problem
     assert "is in no engine layer" in unquantized(["conv9"], engine("Int8"))
-    assert unquantized(["c"], "not json") is None
+    assert layer_formats("not json") == {}

@@ -45,7 +45,10 @@ class TrtRunner(Runner):
         if info:
             # A Q/DQ network that built but runs no INT8/FP8/INT4/FP4 layer fell back to float silently
             # (NVIDIA/TensorRT#4833): the values can still match, so say it in the record.
-            self.details["layers"] = info[:20000]
+            from harness.verdict import layer_formats
+
+            self.details["layers"] = info[:20000]  # for the report; the verdict reads the parsed formats below
+            self.details["layer_formats"] = layer_formats(info)
             self.details["quantized"] = bool(re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info))
 
     def infer(self, feeds):
