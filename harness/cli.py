@@ -558,7 +558,11 @@ def cmd_repro(args) -> int:
         print(f"qdq repro: unknown backend {args.backend!r}; installed: {', '.join(discover())}", file=sys.stderr)
         return EXIT_USAGE
     case = find_case(args.case, args.cases)
-    script = instance(args.backend).repro(case)
+    try:
+        script = instance(args.backend).repro(case)
+    except ValueError as exc:  # a case this backend's script writer cannot express: say why
+        print(f"qdq repro: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if script is None:
         print(f"qdq repro: the backend {args.backend!r} writes no repro script", file=sys.stderr)
         return EXIT_USAGE

@@ -13,6 +13,10 @@ def script(case: Case) -> str:
     from plugins.numpy import backend as ref
 
     info = NetworkInfo(case)
+    compute = [layer.name for layer in case.network if layer.compute]
+    if compute:
+        raise ValueError(f"the numpy repro script writes Q/DQ layers only; {case.id} has compute layers "
+                         f"({', '.join(compute)}): `qdq repro --backend onnxruntime` or `qdq export` write its model")
     body = [header(case, "the numpy reference of TensorRT's documented contract"), "",
             "DTYPES = {'float32': np.float32, 'float16': np.float16, 'bfloat16': ml_dtypes.bfloat16, 'int8': np.int8,",
             "          'int4': ml_dtypes.int4, 'fp8': ml_dtypes.float8_e4m3fn, 'fp4': ml_dtypes.float4_e2m1fn,",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from plugins.tensorrt.network import pack_nibbles
+
 from harness.case import Case
 from harness.network import NetworkInfo
 from harness.scripts import FOOTER, array_code, finish, header, inputs_code
@@ -87,6 +89,45 @@ def run(plan):
 '''
 
 
+def _compute_code(layer, info) -> list[str]:
+    """The script's lines for a compute layer, as plugins/tensorrt/network.py builds it."""
+    from harness.shapes import window
+
+    op, n = layer.op, layer.name
+    if op == "matmul":
+        a, b = layer.inputs
+        return [f"    layer = network.add_matrix_multiply(t[{a!r}], trt.MatrixOperation.NONE, t[{b!r}], "
+                "trt.MatrixOperation.NONE)"]
+    if op == "add":
+        a, b = layer.inputs
+        return [f"    layer = network.add_elementwise(t[{a!r}], t[{b!r}], trt.ElementWiseOperation.SUM)"]
+    if op == "relu":
+        return [f"    layer = network.add_activation(t[{layer.input!r}], trt.ActivationType.RELU)"]
+    if op == "concat":
+        return [f"    layer = network.add_concatenation([{', '.join(f't[{i!r}]' for i in layer.inputs)}])",
+                f"    layer.axis = {layer.axis if layer.axis is not None else 1}"]
+    if op == "conv":
+        w = info.shapes[layer.weight]
+        win = window(layer, tuple(w[2:]))
+        lines = [f"    layer = network.add_convolution_nd(t[{layer.input!r}], {w[0]}, trt.Dims({list(w[2:])!r}), "
+                 "trt.Weights(), trt.Weights())",
+                 f"    layer.set_input(1, t[{layer.weight!r}])  # the kernel: a Dequantize output",
+                 f"    layer.num_groups = {layer.attr('groups', 1)}",
+                 f"    layer.dilation_nd = trt.Dims({list(win['dilation'])!r})"]
+        if layer.bias is not None:
+            lines.insert(2, f"    layer.set_input(2, t[{layer.bias!r}])")
+    else:  # pool
+        kind = "MAX" if layer.attr("kind") == "max" else "AVERAGE"
+        win = window(layer, tuple(layer.attr("kernel")))
+        lines = [f"    layer = network.add_pooling_nd(t[{layer.input!r}], trt.PoolingType.{kind}, "
+                 f"trt.Dims({list(win['kernel'])!r}))"]
+        if kind == "AVERAGE":
+            lines.append("    layer.average_count_excludes_padding = True")
+    t_, l_, b_, r_ = win["pads"]
+    return lines + [f"    layer.stride_nd = trt.Dims({list(win['stride'])!r})",
+                    f"    layer.pre_padding = trt.Dims({[t_, l_]!r})", f"    layer.post_padding = trt.Dims({[b_, r_]!r})"]
+
+
 def network_script(case: Case, module: str, product: str, strongly_typed: bool = False) -> str:
     info = NetworkInfo(case)
     body = [header(case, product), f"import {module} as trt", "", inputs_code(case), _TRT_HELPERS, "",
@@ -106,12 +147,22 @@ def network_script(case: Case, module: str, product: str, strongly_typed: bool =
             cast = None
             if layer.output_type == "bfloat16":
                 value, cast = value.astype(np.float32), "bfloat16"
-            body.append(f"    keep.append({array_code(value)}.reshape({list(info.shapes[n])}))")
-            body.append(f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights(keep[-1]))")
+            if layer.output_type in ("fp8", "int4", "fp4"):
+                # Typed weights: FP8 as its bytes, INT4/FP4 packed two per byte, first element in the low nibble.
+                codes = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
+                data = codes if layer.output_type == "fp8" else pack_nibbles(codes)
+                body.append(f"    keep.append({array_code(data)})  # {layer.output_type} codes")
+                body.append(f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights("
+                            f"dtype({layer.output_type!r}), keep[-1].ctypes.data, {int(value.size)}))")
+            else:
+                body.append(f"    keep.append({array_code(value)}.reshape({list(info.shapes[n])}))")
+                body.append(f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights(keep[-1]))")
             if cast:
                 body.append(f"    layer = network.add_cast(layer.get_output(0), dtype({cast!r}))")
         elif layer.op == "cast":
             body.append(f"    layer = network.add_cast(t[{layer.input!r}], dtype({_TRT_TYPES[layer.output_type]!r}))")
+        elif layer.compute:
+            body += _compute_code(layer, info)
         else:
             fn = "add_quantize" if layer.op == "quantize" else "add_dequantize"
             body.append(f"    layer = {fn}(network, t[{layer.input!r}], t[{layer.scale!r}], {_TRT_TYPES[layer.output_type]!r})")
