@@ -198,17 +198,6 @@ def _contract() -> str | None:
     return contract_model()
 
 
-def _same(want: np.ndarray, got: np.ndarray) -> bool:
-    have = np.asarray(got).astype(np.float64).ravel()
-    return want.shape == have.shape and bool(np.all((want == have) | (np.isnan(want) & np.isnan(have))))
-
-
-def _values_back(values: list) -> list:
-    from harness.numbers import parse_number
-
-    return [float(parse_number(v)) for v in values]
-
-
 def render(op_type: str, cases: list[dict]) -> str:
     lines = [
         "# yaml-language-server: $schema=../../harness/schema/case.schema.json",
