@@ -27,6 +27,7 @@ from . import data as data_mod
 from . import dtypes, limits, yamlread
 from .case import Case, Documented, Expectation, Layer, Override, Requirement, Selector, Tolerance
 from .numbers import NumberError, parse_number
+from .parsecache import ParseCache
 from .shapes import LAYER_ATTRS, ShapeError, infer_shape
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "case.schema.json"
@@ -191,23 +192,29 @@ def load_file(path: Path, root: Path | None = None) -> list[Case]:
     return cases
 
 
-def check_file(path: Path, root: Path | None = None) -> tuple[list[Case], list[CaseFileError]]:
-    """Every case of a file and every problem found in it. Never raises: a harness bug becomes a problem too."""
+def check_file(path: Path, root: Path | None = None, cache: "ParseCache | None" = None,
+               ) -> tuple[list[Case], list[CaseFileError]]:
+    """Every case of a file and every problem found in it. Never raises: a harness bug becomes a problem too.
+    With a `ParseCache`, an unchanged file's cases are built from what an earlier read kept."""
     path = Path(path)
     try:
-        return _check_file(path, Path(root) if root is not None else find_root(path))
+        return _check_file(path, Path(root) if root is not None else find_root(path), cache)
     except Exception as exc:  # the last guard: one file must never stop the run
         return [], [CaseFileError(path, 1, f"the harness failed reading this file ({type(exc).__name__}: {exc}); "
                                            "please report it with the file")]
 
 
-def _check_file(path: Path, root: Path) -> tuple[list[Case], list[CaseFileError]]:
+def _check_file(path: Path, root: Path, cache: "ParseCache | None" = None) -> tuple[list[Case], list[CaseFileError]]:
     root = Path(os.path.abspath(root))
     problems = _Problems(path)
     twin = _twin_file(path)
     if twin is not None:
         problems.add(1, f"{path.name} and {twin.name} in one folder would have the same case id; rename one")
         return [], problems.sorted()
+    if cache is not None:
+        cached = _from_cache(cache, path, root)
+        if cached is not None:
+            return cached, []
     read = yamlread.read(path)
     for line, message in read.problems:
         problems.add(line, message)
@@ -237,7 +244,7 @@ def _check_file(path: Path, root: Path) -> tuple[list[Case], list[CaseFileError]
     else:
         units = [(doc, _CaseLines(lines, ()), False)]
 
-    cases, seen = [], set()
+    cases, seen, kept = [], set(), []
     for merged, at, multi in units:
         for case in _expand(merged, at, path, root, base_id, multi, problems):
             if case.id in seen:
@@ -246,8 +253,29 @@ def _check_file(path: Path, root: Path) -> tuple[list[Case], list[CaseFileError]
             seen.add(case.id)
             case.file_hash = file_hash
             cases.append(case)
+            kept.append({"id": case.id, "params": case.params, "prefix": list(at.prefix), "body": case.raw})
     errors = problems.sorted()
+    if cache is not None and not errors:
+        cache.put(path, root, read.data, read.lines, kept)
     return (cases if not errors else []), errors
+
+
+def _from_cache(cache: "ParseCache", path: Path, root: Path) -> list[Case] | None:
+    """The cases of an unchanged file, built from its kept expansion (data files and structure checked again), or
+    None: not kept, changed, or a problem now (a data file changed), which a full read then reports."""
+    entry = cache.get(path, root)
+    if entry is None:
+        return None
+    lines = LineMap({tuple(k): v for k, v in entry["lines"]})
+    problems, cases = _Problems(path), []
+    for kept in entry["cases"]:
+        case = _build(kept["body"], _CaseLines(lines, tuple(kept["prefix"])), path, root, kept["id"], kept["params"],
+                      problems)
+        if case is None:
+            return None
+        case.file_hash = entry["sha256"][:16]
+        cases.append(case)
+    return cases
 
 
 def case_to_data(case: Case) -> dict:
