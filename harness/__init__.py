@@ -8,7 +8,7 @@ Where things live:
   harness/verdict.py    where a verdict is made: a backend's outcome judged against the case's expectation
   harness/crossdiff.py  every pair of backends compared per case, from the stored outputs (ties named)
   harness/pytest_plugin.py  pytest's side: collection, items, records to the bundle, the diff at the end
-  harness/bundle.py     the results bundle (results.json, journal.jsonl, outputs/*.npz)
+  harness/bundle.py     the results bundle (results.json, journal.jsonl, outputs/)
   harness/report.py     Allure labels, attachments, categories and the HTML report; summary.py the matrix
   harness/isolation.py  persistent worker processes for backends that may crash or hang
   harness/cli.py        the `qdq` command, a thin veneer over pytest

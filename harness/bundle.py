@@ -11,11 +11,15 @@ readers always see every finished item, partial or not. `qdq run` resumes from i
 
 DIR/.lock is held (flock) by the run writing the bundle: a second run into the same folder is refused.
 
-Output files: a case id becomes a path by turning `::` into `/` and percent-encoding every character of a segment
-outside `A-Za-z0-9._=,+-` (reversible, no collisions): `rules/axis::bad::axis=4` ->
-`outputs/rules/axis/bad/axis=4/<backend>.npz`. Each .npz holds one array per output; types numpy lacks (INT4,
-FP8, FP4, BF16) are stored as their bit patterns (uint8/uint16), and the entry `__dtypes__` (a JSON string) names
-every output's type so `load_outputs` restores them. Loaded with `allow_pickle=False`.
+Outputs: each record with outputs names where they are. Small ones (up to PACK_LIMIT bytes) are appended to the
+writing process's own pack, `outputs/<process>.npzpack`, at `outputs_range` [offset, length]: one file per process,
+not one file and folder per item (on the 2-core benchmark machine, creating those was a third of a 10,000-case run,
+and two xdist workers creating them in one folder waited on each other). Larger ones stay files of their own, written
+without a second copy in memory: a case id becomes a path by turning `::` into `/` and percent-encoding every
+character of a segment outside `A-Za-z0-9._=,+-` (reversible, no collisions): `rules/axis::bad::axis=4` ->
+`outputs/rules/axis/bad/axis=4/<backend>.npz`. Either way the bytes are one .npz: one array per output; types numpy
+lacks (INT4, FP8, FP4, BF16) are stored as their bit patterns (uint8/uint16), and the entry `__dtypes__` (a JSON
+string) names every output's type so `record_outputs(DIR, record)` restores them. Loaded with `allow_pickle=False`.
 """
 
 from __future__ import annotations
@@ -94,6 +98,55 @@ def decode_npz(data) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as z:
         types = json.loads(str(z["__dtypes__"]))
         return {name: z[name].view(dtypes.dtype(t).np_type) for name, t in types.items()}
+
+
+PACK_LIMIT = 1 << 20  # outputs up to 1 MiB go to the process's pack; larger ones to their own file
+PACK_SUFFIX = ".npzpack"
+
+
+class OutputStore:
+    """Where one process writes outputs: its own pack for small ones (appended, never rewritten: a record made after
+    the append names a complete entry), a file each for large ones."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = Path(out_dir)
+        self._pack = None
+        self._name = f"outputs/p{os.getpid()}-{os.urandom(4).hex()}{PACK_SUFFIX}"
+        self._offset = 0
+
+    def save(self, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> dict:
+        """The record's fields naming the stored outputs: `outputs_file`, and `outputs_range` in a pack."""
+        if sum(np.asarray(v).nbytes for v in outputs.values()) > PACK_LIMIT:
+            path = save_outputs(self.out_dir, case_id, backend, outputs)
+            return {"outputs_file": path.relative_to(self.out_dir).as_posix()}
+        data = encode_npz(outputs)
+        if self._pack is None:
+            (self.out_dir / "outputs").mkdir(parents=True, exist_ok=True)
+            self._pack = open(self.out_dir / self._name, "ab")
+        self._pack.write(data)
+        self._pack.flush()  # in the file (the OS's) before the record that names it exists
+        at, self._offset = self._offset, self._offset + len(data)
+        return {"outputs_file": self._name, "outputs_range": [at, len(data)]}
+
+    def close(self) -> None:
+        if self._pack is not None:
+            self._pack.close()
+            self._pack = None
+
+
+def record_outputs(out_dir: Path, record: dict) -> dict[str, np.ndarray]:
+    """The outputs a record names (KeyError if it names none)."""
+    path = Path(out_dir) / record["outputs_file"]
+    where = record.get("outputs_range")
+    if where is None:
+        return load_outputs(path)
+    offset, length = (int(v) for v in where)
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise ValueError(f"{path} ends before the {length} bytes at {offset} that the record names")
+    return decode_npz(data)
 
 
 def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
@@ -218,8 +271,13 @@ class BundleWriter:
     def started(self, nodeid: str) -> None:
         self._journal({"event": "start", "nodeid": nodeid})
 
-    def add(self, record: dict) -> None:
-        self._journal({"event": "record", **record})
+    def add(self, record: dict, text: str | None = None) -> None:
+        """`text`: the record as JSON already (as it came from a worker), written to the journal as it is."""
+        if text is not None and text.startswith("{") and len(text) > 2:
+            self.journal.write('{"event": "record", ' + text[1:] + "\n")
+            self.journal.flush()
+        else:
+            self._journal({"event": "record", **record})
         _fold(self.doc, record)
         if time.monotonic() - self._last_flush > self.FLUSH_EVERY_S:
             self.flush()

@@ -138,8 +138,8 @@ def _classify(ra: dict | None, rb: dict | None, a: dict, b: dict, a_dir: Path, b
 def _drift(case_id, backend, sa, sb, ra, rb, a_dir: Path, b_dir: Path) -> Change:
     change = Change(case_id, backend, "drifted", sa, sb)
     try:
-        oa = bundle_mod.load_outputs(a_dir / ra["outputs_file"])
-        ob = bundle_mod.load_outputs(b_dir / rb["outputs_file"])
+        oa = bundle_mod.record_outputs(a_dir, ra)
+        ob = bundle_mod.record_outputs(b_dir, rb)
     except (KeyError, OSError, ValueError) as exc:
         change.detail = f"outputs differ (hash); stored outputs unreadable: {exc}"
         return change

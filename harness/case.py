@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +179,7 @@ class Case:
     def layers(self) -> dict[str, Layer]:
         return {layer.name: layer for layer in self.network}
 
-    @property
+    @cached_property
     def content_hash(self) -> str:
         """Stable across runs and machines: changes only when the case's own content changes."""
         text = json.dumps(self.raw, sort_keys=True, default=str)

@@ -143,9 +143,9 @@ def stored_outcome(record: dict, out_dir: Path) -> Outcome:
     """A backend's outcome as its record and stored outputs tell it: what the diff reads, never process state."""
     outputs = None
     if record.get("outputs_file"):
-        from .bundle import load_outputs
+        from .bundle import record_outputs
 
-        outputs = load_outputs(Path(out_dir) / record["outputs_file"])
+        outputs = record_outputs(out_dir, record)
     err = record.get("error")
     return Outcome(outputs=outputs,
                    error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,

@@ -461,11 +461,13 @@ class BundleReporter:
         self.writer.started(_stable(nodeid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        records = [json.loads(v) for k, v in report.user_properties if k == RECORD_KEY]
+        if report.when == "teardown" and not report.failed:
+            return  # the record came with the call's report (every phase's report carries it)
+        texts = [v for k, v in report.user_properties if k == RECORD_KEY]
         if report.when == "call":
-            for record in records:
-                self.writer.add(record)
-        if report.failed and not records and report.when != "teardown":  # xdist reports a crash with when="???"
+            for text in texts:
+                self.writer.add(json.loads(text), text)
+        if report.failed and not texts and report.when != "teardown":  # xdist reports a crash with when="???"
             # No record: the item died before writing one (an xdist worker crash, a setup error).
             nodeid = _stable(report.nodeid)
             case_id, backend = identify(nodeid, self.config.rootpath, self.state)

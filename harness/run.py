@@ -10,7 +10,7 @@ only, after the backends' items ran.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from . import backend as backends_mod
@@ -44,6 +44,7 @@ class Record:
     error: dict | None = None
     details: dict = field(default_factory=dict)
     outputs_file: str | None = None
+    outputs_range: list | None = None  # [offset, length] in `outputs_file` when that is a process's pack
     outputs_hash: str | None = None  # `qdq compare` loads outputs only where these differ
     output_steps: dict | None = None  # each output's quantization step where it is one number (per-tensor)
     case: dict | None = None  # title, source, tags, file and hashes: folded into the bundle's `cases`
@@ -63,7 +64,9 @@ class Record:
                                                             metrics={"traceback": message}))
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None or k in ("backend", "override")}
+        """Its fields as they are (no deep copy: a record is made once and written at once)."""
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {k: v for k, v in values if v is not None or k in ("backend", "override")}
 
 
 def case_meta(case: Case) -> dict:
@@ -105,6 +108,7 @@ class Executor:
         self.config = config
         self.out_dir = out_dir
         self.workers = WorkerPool(config)
+        self.outputs = bundle_mod.OutputStore(out_dir) if out_dir else None
         self.references: dict[str, Outcome] = {}
         self._configured: set[str] = set()
 
@@ -117,6 +121,8 @@ class Executor:
 
     def close(self) -> None:
         self.workers.close()
+        if self.outputs is not None:
+            self.outputs.close()
 
     # --- the one run path ---------------------------------------------------------------------------------------
 
@@ -145,9 +151,8 @@ class Executor:
         if outcome.outputs is not None:
             extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)
             extra["output_steps"] = output_steps(case)
-        if self.out_dir and outcome.outputs is not None:
-            path = bundle_mod.save_outputs(self.out_dir, case.id, name, outcome.outputs)
-            extra["outputs_file"] = path.relative_to(self.out_dir).as_posix()
+        if self.outputs is not None and outcome.outputs is not None:
+            extra.update(self.outputs.save(case.id, name, outcome.outputs))
         return verdict, avail.version, outcome, extra
 
     def execute(self, name: str, case: Case) -> Outcome:

@@ -64,3 +64,12 @@ def install_test_backends(tmp_path: Path, **entry_points: str) -> dict:
 def pytest_addoption(parser):
     parser.addoption("--deep", action="store_true", default=False,
                      help="generated cross-checks draw 20x more examples, with a random seed (tests/test_generated.py)")
+
+
+def stored_outputs(bundle_dir: Path, case_id: str, backend: str) -> dict:
+    """The outputs a bundle stored for one (case, backend), found through its record as every reader finds them."""
+    from harness import bundle
+
+    doc = bundle.load(bundle_dir)
+    (record,) = [r for r in doc["records"] if r["case_id"] == case_id and r["backend"] == backend]
+    return bundle.record_outputs(bundle_dir, record)

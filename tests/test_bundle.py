@@ -4,7 +4,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness.bundle import BundleWriter, load_outputs, path_safe_id, save_outputs
+from harness import bundle
+from harness.bundle import BundleWriter, OutputStore, load_outputs, path_safe_id, record_outputs, save_outputs
 
 
 @pytest.mark.parametrize("dtype, values", [
@@ -20,6 +21,40 @@ def test_outputs_round_trip_with_their_types(tmp_path, dtype, values):
     assert np.array_equal(back.astype(np.float64), a.astype(np.float64), equal_nan=True)
     with np.load(path, allow_pickle=False) as z:  # plain arrays only: no pickles needed to read it
         assert set(z.files) == {"out", "__dtypes__"}
+
+
+def test_small_outputs_share_one_pack_per_process_and_each_reads_back(tmp_path):
+    store = OutputStore(tmp_path)
+    a = {"y": np.arange(6, dtype=np.int8).reshape(2, 3)}
+    b = {"y": np.array([0.5, -2], dtype=ml_dtypes.float8_e4m3fn), "z": np.float32(7)}
+    ra, rb = store.save("c::1", "numpy", a), store.save("c::2", "numpy", b)
+    store.close()
+    assert ra["outputs_file"] == rb["outputs_file"] and list(tmp_path.glob("outputs/*")) == [tmp_path / ra["outputs_file"]]
+    assert ra["outputs_range"][0] == 0 and rb["outputs_range"][0] == ra["outputs_range"][1]  # appended in order
+    assert record_outputs(tmp_path, ra)["y"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    back = record_outputs(tmp_path, rb)
+    assert back["y"].dtype == np.dtype(ml_dtypes.float8_e4m3fn) and back["y"].astype(float).tolist() == [0.5, -2]
+    assert back["z"].shape == () and float(back["z"]) == 7.0
+    other = OutputStore(tmp_path)  # another process (an xdist worker): its own pack, never the same file
+    assert other.save("c::3", "numpy", a)["outputs_file"] != ra["outputs_file"]
+
+
+def test_large_outputs_get_a_file_of_their_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(bundle, "PACK_LIMIT", 16)
+    store = OutputStore(tmp_path)
+    big = store.save("r/x::y", "onnxruntime", {"y": np.arange(5, dtype=np.float32)})
+    assert big == {"outputs_file": "outputs/r/x/y/onnxruntime.npz"}
+    assert record_outputs(tmp_path, big)["y"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_pack_cut_short_is_an_error_not_other_values(tmp_path):
+    store = OutputStore(tmp_path)
+    r = store.save("c", "numpy", {"y": np.arange(4, dtype=np.int8)})
+    store.close()
+    path = tmp_path / r["outputs_file"]
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(ValueError, match="ends before"):
+        record_outputs(tmp_path, r)
 
 
 def test_path_safe_ids_are_reversible_and_distinct():

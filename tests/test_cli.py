@@ -7,8 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import REPO, run_qdq
-from harness.bundle import load_outputs, outputs_path
+from conftest import REPO, run_qdq, stored_outputs
 
 # The documented matrices, copied from the source documents (shared/docs/README.md), not from the case files.
 S1 = [[[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
@@ -92,10 +91,10 @@ def test_numpy_run_passes_the_documented_scenarios(numpy_run):
 
 def test_stored_outputs_equal_the_documented_matrices(numpy_run):
     _, out, _ = numpy_run
-    s1 = load_outputs(outputs_path(out, "docs/s1-per-tensor-int8", "numpy"))["y"]
+    s1 = stored_outputs(out, "docs/s1-per-tensor-int8", "numpy")["y"]
     assert s1.tolist() == [S1] and s1[0, 1, 2, 0] == 63
-    assert load_outputs(outputs_path(out, "docs/s2-per-channel-axis1", "numpy"))["y"].tolist() == [S2]
-    assert load_outputs(outputs_path(out, "docs/s5-block-int4", "numpy"))["y"].tolist() == S5
+    assert stored_outputs(out, "docs/s2-per-channel-axis1", "numpy")["y"].tolist() == [S2]
+    assert stored_outputs(out, "docs/s5-block-int4", "numpy")["y"].tolist() == S5
 
 
 def test_bundle_shape(numpy_run):
@@ -104,7 +103,9 @@ def test_bundle_shape(numpy_run):
     assert doc["backends"]["numpy"]["available"] is True
     assert "cases/docs/s1-per-tensor-int8.yaml" in doc["case_files"]
     record = next(r for r in doc["records"] if r["case_id"] == "docs/s1-per-tensor-int8")
-    assert re.fullmatch(r"[0-9a-f]{16}", record["inputs_hash"]) and record["outputs_file"].endswith("numpy.npz")
+    assert re.fullmatch(r"[0-9a-f]{16}", record["inputs_hash"]) and record["outputs_file"].endswith(".npzpack")
+    offset, length = record["outputs_range"]
+    assert (out / record["outputs_file"]).stat().st_size >= offset + length > offset >= 0
 
 
 def test_backends_lists_every_backend_with_its_state():
@@ -147,7 +148,7 @@ def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harn
     plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0, plain.stderr
     got = np.load(tmp_path / "m" / "y.npy", allow_pickle=False)
-    stored = load_outputs(outputs_path(onnxruntime_bundle, case_id, "onnxruntime"))["y"]
+    stored = stored_outputs(onnxruntime_bundle, case_id, "onnxruntime")["y"]
     assert np.array_equal(got, stored)
     if case_id == "docs/s1-per-tensor-int8":
         assert got[0, 1, 2, 0] == 64  # ORT divides: 64 where TensorRT's cookbook prints 63

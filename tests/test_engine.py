@@ -100,13 +100,18 @@ def test_without_onnx_the_onnx_backends_say_so_and_numpy_runs(tmp_path):
 
 
 def _comparable(out: Path) -> tuple[list, list, dict]:
-    """Records, diffs and stored outputs, without what a schedule may change (timings)."""
+    """Records, diffs and stored outputs, without what a schedule may change (timings, which process's pack holds
+    an output)."""
+    from harness.bundle import record_outputs
+
     doc = json.loads((out / "results.json").read_text())
-    records = sorted(({k: v for k, v in r.items() if k not in ("seconds",)} for r in doc["records"]),
+    where = ("seconds", "outputs_file", "outputs_range")
+    records = sorted(({k: v for k, v in r.items() if k not in where} for r in doc["records"]),
                      key=lambda r: (r["case_id"], r["backend"] or ""))
     diffs = sorted(doc["diffs"], key=lambda d: (d["case_id"], d["output"], d["backends"]))
-    outputs = {p.relative_to(out).as_posix(): {k: v.tobytes() for k, v in np.load(p, allow_pickle=False).items()}
-               for p in sorted((out / "outputs").rglob("*.npz"))}
+    outputs = {(r["case_id"], r["backend"]): {k: (v.dtype.str, v.shape, v.tobytes())
+                                              for k, v in record_outputs(out, r).items()}
+               for r in doc["records"] if r.get("outputs_file")}
     return records, diffs, outputs
 
 

@@ -6,8 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_qdq
-from harness.bundle import load_outputs, outputs_path
+from conftest import run_qdq, stored_outputs
 
 CASES = ["docs/s1-per-tensor-int8", "docs/s5-block-int4", "docs/s4-operator-example", "numerics/saturation::int4::dtype=float32"]
 
@@ -34,7 +33,7 @@ def test_repro_script_reproduces_stored_outputs(bundle, tmp_path, backend, case_
     run = subprocess.run([sys.executable, str(script), "--save", str(saved)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
-    stored = load_outputs(outputs_path(bundle, case_id, backend))
+    stored = stored_outputs(bundle, case_id, backend)
     for name, value in stored.items():
         assert np.array_equal(np.load(saved / f"{name}.npy", allow_pickle=False), value.astype(np.float64), equal_nan=True)
 
