@@ -186,7 +186,7 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
                 found.setdefault(name, []).append({**entry, "expect": {"error": {"category": error["category"]}},
                                                    "reason": why + error["message"].splitlines()[0][:300]})
             elif record["kind"] == "numeric-mismatch":
-                got = bundle.load_outputs(bundle.outputs_path(Path(tmp), record["case_id"], backend))["y"]
+                got = bundle.record_outputs(Path(tmp), record)["y"]
                 found.setdefault(name, []).append({**entry, "expect": {"values": _values(got)},
                                                    "reason": why + "other values"})
     return found
