@@ -59,6 +59,7 @@ class RunState:
     executor: Executor | None = None
     scratch: Path | None = None  # a temporary bundle folder when no --qdq-out is given (the diff reads outputs)
     parse_cache: ParseCache | None = None  # parsed case files kept across runs and processes
+    folders: dict = field(default_factory=dict)  # folder -> (in a case folder?, cases root): the same for its files
 
     @property
     def tier(self) -> str:
@@ -219,6 +220,23 @@ def pytest_collection(session: pytest.Session):
             state.parse_cache.close()  # what this collection parsed, written in one transaction
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    """A record travels once, with the call's report: not again with the teardown's (from an xdist worker, each
+    report is serialized and sent to the controller)."""
+    report = yield
+    if call.when == "call" and isinstance(item, _QdqItem):
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != RECORD_KEY]
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The records and reports made while running live until the process ends, too: set aside like the collected
+    ones (pytest's five full garbage-collector passes at exit walked all of them)."""
+    gc.freeze()
+
+
 def _stable(nodeid: str) -> str:
     """The node id without the `@group` suffix xdist's loadgroup appends: the same with and without `-n`."""
     return nodeid.split("@")[0] if "]@" in nodeid else nodeid
@@ -253,6 +271,15 @@ def _absolute(path) -> Path:
     return Path(os.path.abspath(path))
 
 
+def _folder_facts(folder: str, state: RunState) -> tuple[bool, Path]:
+    """Whether files in this folder are cases, and their root: asked once per folder, not once per file."""
+    facts = state.folders.get(folder)
+    if facts is None:
+        marker = Path(folder) / "\0"  # any name: a file's answers depend only on its folder (a file named in
+        facts = state.folders[folder] = (_in_case_folder(marker, state), root_for(marker, state))  # --qdq-cases aside)
+    return facts
+
+
 def _in_case_folder(path: Path, state: RunState) -> bool:
     here = _absolute(path)
     if state.root and here.is_relative_to(state.root):
@@ -263,7 +290,10 @@ def _in_case_folder(path: Path, state: RunState) -> bool:
 
 
 def _is_case_file(path: Path, state: RunState) -> bool:
-    return path.suffix in CASE_SUFFIXES and _in_case_folder(path, state)
+    if path.suffix not in CASE_SUFFIXES:
+        return False
+    here = os.path.abspath(path)
+    return _folder_facts(os.path.dirname(here), state)[0] or Path(here) in state.case_paths
 
 
 def root_for(path: Path, state: RunState) -> Path:
@@ -338,7 +368,8 @@ def identify(nodeid: str, rootdir: Path, state: RunState) -> tuple[str, str | No
 class CaseFile(pytest.File):
     def collect(self):
         state = self.config.stash[STATE]
-        cases, errors = check_file(self.path, root_for(self.path, state), state.parse_cache)
+        root = _folder_facts(os.path.dirname(os.path.abspath(self.path)), state)[1]
+        cases, errors = check_file(self.path, root, state.parse_cache)
         for error in errors:
             yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error)
         for case in cases:
