@@ -140,8 +140,7 @@ class Executor:
         if backend.isolated:
             lacking, outcome = self.workers.run(name, backend, case)
         else:
-            lacking = self._skip_reason_in_process(name, backend, case)
-            outcome = None if lacking else self.execute(name, case)
+            lacking, outcome = self._run_in_process(name, backend, case)
         if lacking:
             return make("skipped", lacking), avail.version, None, {}
         verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
@@ -166,13 +165,19 @@ class Executor:
         except BackendTimeout as exc:
             return Outcome(crash=str(exc), seconds=time.perf_counter() - start)
 
-    def _skip_reason_in_process(self, name: str, backend, case: Case) -> str | None:
-        """A feature the backend lacks, asked in this process (an isolated backend answers with its run)."""
+    def _run_in_process(self, name: str, backend, case: Case) -> tuple[str | None, Outcome | None]:
+        """A feature the backend lacks (asked first: an isolated backend answers with its run), else its outcome;
+        both within one deadline."""
+        start = time.perf_counter()
         try:
-            with deadline(self.config.timeout_for(backend), f"{name} (in the pytest process) checking {case.id}"):
-                return backend.skip_reason(case)
-        except (Exception, BackendTimeout):
-            return None  # its run meets (and reports) the same problem
+            with deadline(self.config.timeout_for(backend), f"{name} (in the pytest process) on {case.id}"):
+                try:
+                    lacking = backend.skip_reason(case)
+                except Exception:
+                    lacking = None  # its run meets (and reports) the same problem
+                return lacking, None if lacking else execute(backend, case)
+        except BackendTimeout as exc:
+            return None, Outcome(crash=str(exc), seconds=time.perf_counter() - start)
 
     def reference(self, case: Case) -> Outcome:
         """The reference backend's outcome for a case (`expect: reference`), computed once per process."""
