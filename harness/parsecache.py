@@ -23,7 +23,6 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 FORMAT = 1
 RACY_NS = 2_000_000_000  # FAT's 2 s timestamps are the coarsest a case folder is likely to sit on
@@ -42,15 +41,6 @@ def _loader_fingerprint() -> str:
 
 def _stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
-
-
-def _plain(node: Any) -> bool:
-    """Only what JSON gives back unchanged (YAML can also make dates, sets and bytes: such a file is not kept)."""
-    if isinstance(node, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in node.items())
-    if isinstance(node, list):
-        return all(_plain(v) for v in node)
-    return node is None or isinstance(node, (str, int, float, bool))
 
 
 class ParseCache:
@@ -101,7 +91,7 @@ class ParseCache:
     def put(self, path: Path, root: Path, data: bytes, lines: dict[tuple, int], cases: list[dict]) -> None:
         """Keep a file read without problems: `data` its bytes as read, `cases` each case's id, params, line prefix
         and expanded body. An entry of a file that changed since (or may have) is checked by content when used."""
-        if self._broken or not all(_plain(c["body"]) and _plain(c["params"]) for c in cases):
+        if self._broken:
             return
         try:
             st = os.stat(path)
@@ -109,6 +99,8 @@ class ParseCache:
                      "sha256": hashlib.sha256(data).hexdigest(),
                      "racy": time.time_ns() - st.st_mtime_ns < RACY_NS or st.st_size != len(data),
                      "lines": [[list(k), v] for k, v in lines.items()], "cases": cases}
+            # No `default=`: a value JSON would not give back as it was (a YAML date, set or bytes) raises TypeError,
+            # and that file is not kept. Keys are text (yamlread refuses others); YAML makes no tuples.
             self._pending.append((os.path.abspath(path), json.dumps(entry, separators=(",", ":"))))
         except (OSError, ValueError, TypeError):
             return
