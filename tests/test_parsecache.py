@@ -219,3 +219,34 @@ def test_prune_removes_the_entries_of_files_that_are_gone(cache, tmp_path):
     cache.prune()
     assert stored(cache, tmp_path / "kept" / "cases" / "c.yaml") is not None
     assert stored(cache, tmp_path / "gone" / "cases" / "c.yaml") is None
+
+
+def _pytest_run(folder, out, cache_dir, *extra):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest", str(folder), "--qdq-backend", "numpy", "--qdq-out", str(out),
+                           "-q", "-p", "no:cacheprovider", *extra], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "QDQ_CACHE": str(cache_dir)})
+
+
+def test_a_run_keeps_what_it_parsed_and_the_next_run_takes_it_from_there(tmp_path, write_case, cases_dir):
+    for name in ("a", "b"):
+        age(write_case(f"t/{name}.yaml", CASE.replace("title: t", f"title: case {name}")))
+    cache_dir = tmp_path / "cache"
+    first = _pytest_run(cases_dir, tmp_path / "o1", cache_dir)
+    assert first.returncode == 0, first.stdout[-2000:]
+    database = ParseCache(cache_dir / "parsed.sqlite3")
+    with sqlite3.connect(database.database) as db:
+        rows = dict(db.execute("SELECT path, entry FROM entries"))
+    assert sorted(rows) == [str(cases_dir / "t" / "a.yaml"), str(cases_dir / "t" / "b.yaml")]
+    # What the second run shows comes from the entry: a title changed there (and only there) is the one it reports.
+    entry = json.loads(rows[str(cases_dir / "t" / "a.yaml")])
+    entry["cases"][0]["body"]["title"] = "from the cache"
+    store(database, cases_dir / "t" / "a.yaml", json.dumps(entry))
+    second = _pytest_run(cases_dir, tmp_path / "o2", cache_dir)
+    assert second.returncode == 0, second.stdout[-2000:]
+    cases = json.loads((tmp_path / "o2" / "results.json").read_text())["cases"]
+    assert cases["t/a"]["title"] == "from the cache" and cases["t/b"]["title"] == "case b"
+    fresh = _pytest_run(cases_dir, tmp_path / "o3", cache_dir, "--qdq-no-parse-cache")
+    assert json.loads((tmp_path / "o3" / "results.json").read_text())["cases"]["t/a"]["title"] == "case a"
