@@ -102,12 +102,13 @@ def pytest_run(folder: Path, out: Path | None, backends: list[str], workers: str
     return run(args)
 
 
-def pytest_floor(folder: Path, tmp: Path) -> float:
-    """pytest's own collection of the same files, one item each, nothing read: the floor of collecting them."""
+def pytest_floor(folder: Path, tmp: Path, *extra: str) -> float:
+    """pytest alone on the same files, one item each that does nothing, no harness: the floor of collecting them
+    (`--collect-only`), or of running them (with `-n N` for xdist's own share)."""
     (tmp / "floor_plugin.py").write_text(FLOOR_PLUGIN)
-    seconds, _, done = run([sys.executable, "-m", "pytest", str(folder), "-q", "--collect-only", "-p", "no:cacheprovider",
+    seconds, _, done = run([sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider",
                             "-p", "no:allure_pytest", "-p", "no:qdq_harness", "-p", "floor_plugin", "-c", os.devnull,
-                            "--rootdir", str(folder)], env={"PYTHONPATH": str(tmp)})
+                            "--rootdir", str(folder), *extra], env={"PYTHONPATH": str(tmp)})
     if done.returncode != 0:
         raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
     return seconds
@@ -216,7 +217,7 @@ def measure(tiny: bool) -> list[dict]:
         ENV["QDQ_CACHE"] = str(tmp / "qdq-cache")
         each, matrix = write_cases(tmp / "each", n, False), write_cases(tmp / "matrix", n, True)
         limit = 3 * (n / 10_000 if tiny else 1) + (2 if tiny else 0)
-        floor_each = pytest_floor(each, tmp)
+        floor_each = pytest_floor(each, tmp, "--collect-only")
         cold = [pytest_run(folder, None, ["numpy"], None, collect=True)[0] for folder in (matrix, each)]
         warm = [pytest_run(folder, None, ["numpy"], None, collect=True)[0] for folder in (matrix, each)]
         row(f"collect {n} cases (parse cache warm: every run after the first)",
@@ -226,15 +227,20 @@ def measure(tiny: bool) -> list[dict]:
             f"{cold[0]:.1f} s (one matrix file), {cold[1]:.1f} s (one file each)", "< 3 s", max(cold) < limit)
 
         floor = reference_call_seconds() * n
+        p0, p2 = pytest_floor(each, tmp), pytest_floor(each, tmp, "-n", "2")
         s0, _, r0 = pytest_run(each, tmp / "o0", ["numpy"], None)
         s2, _, r2 = pytest_run(each, tmp / "o2", ["numpy"], "2")
-        row(f"numpy run, {n} cases (parse cache warm)", f"{floor:.2f} s (the reference call)",
+        row(f"numpy run, {n} cases (parse cache warm)",
+            f"{floor:.2f} s (the reference call); pytest alone, {n} items doing nothing: {p0:.1f} s (-n 0), "
+            f"{p2:.1f} s (-n 2)",
             f"{s0:.1f} s (-n 0), {s2:.1f} s (-n 2)",
             "< 20 s; -n 2 faster than -n 0", s0 < 20 and s2 < s0 and r0.returncode == 0 and r2.returncode == 0)
 
         three = ["numpy", "onnxruntime", "onnx-reference"]
         s3, m3, r3 = pytest_run(each, tmp / "o3", three, "2")
-        row(f"three CPU backends, {n} cases", "-", f"{s3:.1f} s, {m3 / 2**30:.2f} GB peak process",
+        s30, _, _ = pytest_run(each, tmp / "o30", three, None)  # where each item does more: what -n 2 buys
+        row(f"three CPU backends, {n} cases", "-",
+            f"{s3:.1f} s (-n 2; {s30:.1f} s with -n 0), {m3 / 2**30:.2f} GB peak process",
             "< 120 s, memory flat in the case count", s3 < 120 and r3.returncode == 0)
         sm, _, _ = pytest_run(matrix, tmp / "o3m", three, "2")
         size_each, size_matrix = folder_bytes(tmp / "o3"), folder_bytes(tmp / "o3m")
