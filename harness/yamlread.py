@@ -78,6 +78,11 @@ def read(path: Path) -> ReadResult:
         if node is None:
             result.problems.append((1, "the file is empty"))
             return result
+        try:
+            result.doc = _construct_plain(loader, node, result.lines)
+            return result
+        except Exception:  # anything unusual, or a problem: the two passes below find it and say what it is
+            result.lines.clear()
         problems = _check_nodes(node, result.lines)
         if problems:
             result.problems.extend(problems)
@@ -120,6 +125,58 @@ def _nesting_problem(text: str) -> tuple[int, str] | None:
     except yaml.YAMLError as exc:
         return _yaml_error(exc)
     return None
+
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MAP, _SEQ = (_TAG + t for t in ("str", "int", "float", "bool", "null", "map", "seq"))
+
+
+class _Unusual(Exception):
+    """What the single pass leaves to the two passes: an alias, a merge key, another tag, anything over a limit."""
+
+
+def _construct_plain(loader, root: yaml.Node, lines: dict[tuple, int]) -> Any:
+    """The document in one pass, for what case files are made of (mappings with text keys, sequences, text, numbers,
+    booleans, null): the values the safe constructor makes (its own scalar methods), and the key path -> line map.
+    Raises on anything else; the two passes (`_check_nodes`, then the safe constructor) then take the file."""
+    count = 0
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, path: tuple) -> Any:
+        nonlocal count
+        count += 1
+        if count > limits.MAX_NODES or len(path) > limits.MAX_NESTING or id(node) in seen:
+            raise _Unusual
+        seen.add(id(node))
+        if path not in lines:
+            lines[path] = node.start_mark.line + 1
+        tag = node.tag
+        if tag == _MAP and isinstance(node, yaml.MappingNode):
+            out = {}
+            for key, value in node.value:
+                if key.tag != _STR or not isinstance(key, yaml.ScalarNode) or key.value in out:
+                    raise _Unusual  # a merge key, a key that is not text, a duplicate
+                here = (*path, key.value)
+                lines[here] = key.start_mark.line + 1
+                out[key.value] = walk(value, here)
+            return out
+        if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            return [walk(item, (*path, i)) for i, item in enumerate(node.value)]
+        if not isinstance(node, yaml.ScalarNode):
+            raise _Unusual
+        if tag == _STR:
+            return node.value
+        if tag in (_INT, _FLOAT):
+            if len(node.value) > limits.MAX_NUMBER_CHARS:
+                raise _Unusual
+            return loader.construct_yaml_int(node) if tag == _INT else loader.construct_yaml_float(node)
+        if tag == _BOOL:
+            return loader.construct_yaml_bool(node)
+        if tag == _NULL:
+            return None
+        raise _Unusual
+
+    return walk(root, ())
 
 
 def _check_nodes(root: yaml.Node, lines: dict[tuple, int]) -> list[tuple[int, str]]:
