@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
     run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
     run.add_argument("--opset", type=int, default=None, help="ONNX opset for the ONNX-based backends (13, 17, 19, 21, 23)")
+    run.add_argument("--no-parse-cache", action="store_true",
+                     help="read every case file afresh (default: unchanged files from the cache folder's parse cache)")
     run.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
     run.add_argument("--no-report", action="store_true", help="skip the Allure HTML report")
 
@@ -241,6 +243,8 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args += ["--qdq-opset", str(args.opset)]  # one run configuration: `pytest --qdq-opset` is the same run
     if args.resume:
         pytest_args.append("--qdq-resume")
+    if args.no_parse_cache:
+        pytest_args.append("--qdq-no-parse-cache")
     return pytest_args
 
 

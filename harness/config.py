@@ -6,7 +6,7 @@ Environment variables are read here and nowhere else, and only as documented def
 | variable | default of | meaning |
 | --- | --- | --- |
 | QDQ_BACKEND_TIMEOUT | `--qdq-timeout` | seconds a backend may take on one case (else each backend's own `timeout_s`) |
-| QDQ_CACHE | `--qdq-cache` | cache folder (engines, timing caches, bindings for the API check); `~/.cache/qdq-harness` |
+| QDQ_CACHE | `--qdq-cache` | cache folder (parsed case files, engines, timing caches, bindings for the API check); `~/.cache/qdq-harness` |
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ DEFAULT_REFERENCE = ""  # none named: the installed backend that declares `model
 class RunConfig:
     opset: int | None = None  # ONNX opset for the ONNX-based backends; None: the lowest that expresses each case
     timeout_s: float | None = None  # per case; None: each backend's own `timeout_s`
-    cache_dir: str = ""  # engines and timing caches
+    cache_dir: str = ""  # parsed case files, engines and timing caches
     tier: str = "quick"  # "full" adds cases marked `tier: full`
     reference: str = DEFAULT_REFERENCE  # the backend whose outcome `expect: reference` compares against
 

@@ -86,7 +86,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qdq-timeout", type=float, default=None, metavar="S",
                     help="seconds a backend may take on one case (default: $QDQ_BACKEND_TIMEOUT, else the backend's own)")
     group.addoption("--qdq-cache", default=None, metavar="DIR",
-                    help="cache folder for engines and timing caches (default: $QDQ_CACHE, else ~/.cache/qdq-harness)")
+                    help="cache folder for parsed case files, engines and timing caches (default: $QDQ_CACHE, else "
+                         "~/.cache/qdq-harness)")
     group.addoption("--qdq-no-parse-cache", action="store_true",
                     help="read every case file afresh (default: an unchanged file's parsed cases are taken from "
                          "the cache folder's parsed/)")
