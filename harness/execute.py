@@ -26,6 +26,8 @@ class Outcome:
     artifacts: dict[str, bytes] = field(default_factory=dict)  # files the runner built (model.onnx), for the report
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase reached: load (a TensorRT build or
+    # engine-cache read), activate, infer; a phase that raised has its time up to the error
 
 
 def make_inputs(case: Case) -> dict[str, np.ndarray]:
@@ -40,12 +42,19 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
 def execute(backend: Backend, case: Case) -> Outcome:
     outcome = Outcome()
     start = time.perf_counter()
+    clock = _PhaseClock(outcome.timings)
     runner = None
     try:
-        runner = backend.load(case)
-        with runner:  # activate first: a backend that cannot run (no GPU) says so before inputs are made
+        with clock("load"):
+            runner = backend.load(case)
+        with clock("activate"):
+            runner.__enter__()  # activate first: a backend that cannot run (no GPU) says so before inputs are made
+        try:
             outcome.inputs = make_inputs(case)
-            outcome.outputs = runner.infer(outcome.inputs)
+            with clock("infer"):
+                outcome.outputs = runner.infer(outcome.inputs)
+        finally:
+            runner.__exit__(None, None, None)
     except QdqError as exc:
         outcome.error = exc
     except BuiltNotRun as exc:
@@ -59,3 +68,21 @@ def execute(backend: Backend, case: Case) -> Outcome:
         outcome.artifacts = dict(runner.artifacts)
     outcome.seconds = time.perf_counter() - start
     return outcome
+
+
+class _PhaseClock:
+    """`with clock("load"):` adds the block's seconds to timings["load"], also when it raises."""
+
+    def __init__(self, timings: dict[str, float]):
+        self.timings, self.phase, self.start = timings, "", 0.0
+
+    def __call__(self, phase: str) -> "_PhaseClock":
+        self.phase = phase
+        return self
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc) -> bool:
+        self.timings[self.phase] = round(time.perf_counter() - self.start, 6)
+        return False

@@ -40,6 +40,7 @@ class Record:
     metrics: dict = field(default_factory=dict)
     backend_version: str | None = None
     seconds: float = 0.0
+    timings: dict | None = None  # seconds per phase: load (a TensorRT build or engine-cache read), activate, infer
     inputs_hash: str | None = None
     error: dict | None = None
     details: dict = field(default_factory=dict)
@@ -145,7 +146,8 @@ class Executor:
             return make("skipped", lacking), avail.version, None, {}
         verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
                         reference_name=self.config.reference)
-        extra = {"seconds": round(outcome.seconds, 6), "inputs_hash": bundle_mod.arrays_hash(outcome.inputs),
+        extra = {"seconds": round(outcome.seconds, 6), "timings": outcome.timings or None,
+                 "inputs_hash": bundle_mod.arrays_hash(outcome.inputs),
                  "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details}
         if outcome.outputs is not None:
             extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)

@@ -105,7 +105,7 @@ def _comparable(out: Path) -> tuple[list, list, dict]:
     from harness.bundle import record_outputs
 
     doc = json.loads((out / "results.json").read_text())
-    where = ("seconds", "outputs_file", "outputs_range")
+    where = ("seconds", "timings", "outputs_file", "outputs_range")
     records = sorted(({k: v for k, v in r.items() if k not in where} for r in doc["records"]),
                      key=lambda r: (r["case_id"], r["backend"] or ""))
     diffs = sorted(doc["diffs"], key=lambda d: (d["case_id"], d["output"], d["backends"]))

@@ -32,7 +32,7 @@ class TrtRunner(Runner):
     def __init__(self, api: TrtApi, built: Built):
         self.api, self.built = api, built
         self.engine_runner: EngineRunner | None = None
-        self.details = {"typing": built.typing, "plan_bytes": len(built.plan),
+        self.details = {"typing": built.typing, "plan_bytes": len(built.plan), "engine_cache": built.engine_cache,
                         "builder_warnings": [m for s, m in built.messages if s == "WARNING"][:20]}
 
     def activate(self) -> None:
@@ -52,7 +52,9 @@ class TrtRunner(Runner):
             self.details["quantized"] = bool(re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info))
 
     def infer(self, feeds):
-        return self.engine_runner.infer(feeds)
+        outputs = self.engine_runner.infer(feeds)
+        self.details["gpu_ms"] = self.engine_runner.gpu_ms  # the engine alone; the record's timings.infer adds copies
+        return outputs
 
     def deactivate(self) -> None:
         if self.engine_runner is not None:
@@ -122,8 +124,9 @@ class TensorRTBackend(Backend):
                           self.details().get("gpu")], sort_keys=True)
         path = self.config.cache / "engines" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.plan"
         if path.exists():
-            return Built(path.read_bytes(), api.typing, [("INFO", f"engine from the cache: {path}")])
+            return Built(path.read_bytes(), api.typing, [("INFO", f"engine from the cache: {path}")], "hit")
         built = self._build(api, case)
+        built.engine_cache = "miss"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(built.plan)

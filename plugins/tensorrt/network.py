@@ -84,6 +84,7 @@ class Built:
     plan: bytes
     typing: str
     messages: list[tuple[str, str]]
+    engine_cache: str = "off"  # "hit": read from the engine cache; "miss": built and stored; "off": not cached
 
 
 def _constant_weights(api: TrtApi, value: np.ndarray, type_name: str):

@@ -59,12 +59,14 @@ def _unpack_int4(packed: np.ndarray, shape) -> np.ndarray:
 
 
 class EngineRunner:
-    """activate: deserialize + context + stream; infer: copy in, execute_async_v3, copy out; deactivate: free."""
+    """activate: deserialize + context + stream; infer: copy in, execute_async_v3, copy out; deactivate: free.
+    `gpu_ms`: the engine's own execution time on the GPU (CUDA events around execute_async_v3, copies excluded)."""
 
     def __init__(self, trt, plan: bytes, logger):
         self.trt, self.plan, self.logger = trt, plan, logger
         self.engine = self.context = self.stream = None
         self.buffers: list = []
+        self.gpu_ms: float | None = None
 
     def activate(self) -> None:
         cudart = cuda_runtime()
@@ -104,12 +106,20 @@ class EngineRunner:
                 outputs[name] = (host, device, type_name, shape)
             self.buffers.append(device)
             self.context.set_tensor_address(name, int(device))
-        if not self.context.execute_async_v3(self.stream):
-            raise QdqError("runtime-failed", "execute_async_v3 returned False", phase="run")
-        for host, device, _, _ in outputs.values():
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes,
-                                          cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
-        _check(cudart.cudaStreamSynchronize(self.stream))
+        events = [_check(cudart.cudaEventCreate()), _check(cudart.cudaEventCreate())]
+        try:
+            _check(cudart.cudaEventRecord(events[0], self.stream))
+            if not self.context.execute_async_v3(self.stream):
+                raise QdqError("runtime-failed", "execute_async_v3 returned False", phase="run")
+            _check(cudart.cudaEventRecord(events[1], self.stream))
+            for host, device, _, _ in outputs.values():
+                _check(cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes,
+                                              cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+            _check(cudart.cudaStreamSynchronize(self.stream))
+            self.gpu_ms = float(_check(cudart.cudaEventElapsedTime(events[0], events[1])))
+        finally:
+            for event in events:
+                cudart.cudaEventDestroy(event)
         result = {}
         for name, (host, _, type_name, shape) in outputs.items():
             if type_name == "INT4":
