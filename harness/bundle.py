@@ -6,8 +6,9 @@ cross-backend diffs. It is rewritten atomically (temporary file + rename) now an
 once at its end.
 
 journal.jsonl is the crash-safe path: one line appended (and flushed to the OS) the moment an item starts and the
-moment its record is made, so a SIGKILL loses nothing finished. `load(DIR)` folds the journal into results.json:
-readers always see every finished item, partial or not. `qdq run` resumes from it after its pytest process died.
+moment its record is made, so a SIGKILL loses nothing finished; a run that completes removes it. `load(DIR)` folds
+the journal into results.json: readers always see every finished item, partial or not. `qdq run` resumes from it
+after its pytest process died.
 
 DIR/.lock is held (flock) by the run writing the bundle: a second run into the same folder is refused.
 
@@ -297,6 +298,8 @@ class BundleWriter:
         self.doc["partial"] = not complete
         self.flush()
         self.journal.close()
+        if complete:  # results.json holds all of it now (`load` reads the journal of a partial bundle only)
+            (self.out_dir / JOURNAL).unlink(missing_ok=True)
 
 
 JOURNAL = "journal.jsonl"

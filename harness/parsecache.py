@@ -110,27 +110,26 @@ class ParseCache:
     def flush(self) -> None:
         """Write the entries held, in one transaction."""
         pending, self._pending = self._pending, []
+        self._write("INSERT OR REPLACE INTO entries VALUES (?, ?)", pending)
+
+    def prune(self) -> None:
+        """Entries of case files that no longer exist (a temporary folder of cases) are removed."""
+        try:
+            db = self._connection()
+            gone = [(p,) for (p,) in db.execute("SELECT path FROM entries") if not os.path.exists(p)] if db else []
+        except Exception:
+            return
+        self._write("DELETE FROM entries WHERE path = ?", gone)
+
+    def _write(self, statement: str, rows: list[tuple]) -> None:
+        """One transaction (another process's waits for it); any failure is a write not made."""
         db = self._connection()
-        if not pending or db is None:
+        if not rows or db is None:
             return
         try:
             with db:
                 db.execute("BEGIN IMMEDIATE")
-                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?)", pending)
-        except Exception:
-            return
-
-    def prune(self) -> None:
-        """Entries of case files that no longer exist (a temporary folder of cases) are removed."""
-        db = self._connection()
-        if db is None:
-            return
-        try:
-            gone = [(p,) for (p,) in db.execute("SELECT path FROM entries") if not os.path.exists(p)]
-            if gone:
-                with db:
-                    db.execute("BEGIN IMMEDIATE")
-                    db.executemany("DELETE FROM entries WHERE path = ?", gone)
+                db.executemany(statement, rows)
         except Exception:
             return
 

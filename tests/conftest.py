@@ -11,6 +11,18 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+MINIMAL = """
+title: t
+source: {document: d}
+network:
+  - {op: input, name: x, dtype: float32, shape: [2]}
+  - {op: constant, name: s, dtype: float32, shape: [], value: 1}
+  - {op: quantize, name: y, input: x, scale: s, to: int8}
+outputs: [y]
+inputs: {x: [1, 2]}
+expect: reference
+"""  # the smallest valid case
+
 
 @pytest.fixture
 def cases_dir(tmp_path: Path) -> Path:

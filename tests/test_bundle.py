@@ -76,3 +76,18 @@ def test_an_unfinished_run_leaves_a_valid_partial_bundle(tmp_path):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["partial"] is False and doc["exit_status"] == 0
     assert not list(tmp_path.glob(".results.json.*"))  # no temporary files left behind
+
+
+def test_the_journal_is_kept_until_the_run_completes(tmp_path):
+    from harness.bundle import JOURNAL, load
+
+    w = BundleWriter(tmp_path, {"numpy": {}})
+    w.add({"nodeid": "n1", "case_id": "c", "backend": "numpy", "status": "pass"})
+    assert (tmp_path / JOURNAL).read_text().count('"event": "record"') == 1
+    w.finish(1, complete=False)  # interrupted: the journal stays for --resume
+    assert (tmp_path / JOURNAL).exists() and load(tmp_path)["partial"] is True
+    w2 = BundleWriter(tmp_path, {"numpy": {}}, resume=True)
+    w2.add({"nodeid": "n2", "case_id": "d", "backend": "numpy", "status": "pass"})
+    w2.finish(0, complete=True)
+    assert not (tmp_path / JOURNAL).exists()
+    assert sorted(r["nodeid"] for r in load(tmp_path)["records"]) == ["n1", "n2"]

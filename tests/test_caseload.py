@@ -6,17 +6,7 @@ import pytest
 from harness import dtypes, errors
 from harness.caseload import CaseFileError, check_file, load_file, schema
 
-MINIMAL = """
-title: t
-source: {document: d}
-network:
-  - {op: input, name: x, dtype: float32, shape: [2]}
-  - {op: constant, name: s, dtype: float32, shape: [], value: 1}
-  - {op: quantize, name: y, input: x, scale: s, to: int8}
-outputs: [y]
-inputs: {x: [1, 2]}
-expect: reference
-"""
+from conftest import MINIMAL
 
 
 def test_single_case_id_is_the_path_without_suffix(load_case):

@@ -11,23 +11,11 @@ import pytest
 from harness.execute import execute
 from plugins.numpy.backend import NumpyReference
 
-from conftest import REPO, run_qdq
-
-CASE = """
-title: t
-source: {document: d}
-network:
-  - {op: input, name: x, dtype: float32, shape: [2]}
-  - {op: constant, name: s, dtype: float32, shape: [], value: 1}
-  - {op: quantize, name: y, input: x, scale: s, to: int8}
-outputs: [y]
-inputs: {x: [1, 2]}
-expect: reference
-"""
+from conftest import MINIMAL, REPO, run_qdq
 
 
 def test_every_phase_is_timed_and_the_phases_fit_in_the_whole(load_case):
-    (case,) = load_case(CASE)
+    (case,) = load_case(MINIMAL)
     outcome = execute(NumpyReference(), case)
     assert list(outcome.timings) == ["load", "activate", "infer"]
     assert all(v >= 0 for v in outcome.timings.values())
@@ -35,7 +23,7 @@ def test_every_phase_is_timed_and_the_phases_fit_in_the_whole(load_case):
 
 
 def test_a_phase_that_fails_is_timed_and_none_after_it(load_case):
-    (case,) = load_case(CASE)
+    (case,) = load_case(MINIMAL)
 
     class RefusesToLoad(NumpyReference):
         def load(self, case):
