@@ -139,13 +139,20 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
     return make("pass", summary if labelled else f"{summary}, all agree"), diffs
 
 
-def stored_outcome(record: dict, out_dir: Path) -> Outcome:
-    """A backend's outcome as its record and stored outputs tell it: what the diff reads, never process state."""
+def stored_outcome(record: dict, out_dir: Path, read: dict | None = None) -> Outcome:
+    """A backend's outcome as its record and stored outputs tell it: what the diff reads, never process state.
+    `read`: outputs already read, by `outputs_hash` (names, types, shapes and bytes: equal hashes, equal tensors, as
+    `qdq compare` also takes them), so that identical outputs of several backends are read from disk once."""
     outputs = None
     if record.get("outputs_file"):
         from .bundle import record_outputs
 
-        outputs = record_outputs(out_dir, record)
+        known = record.get("outputs_hash")
+        outputs = read.get(known) if read is not None and known else None
+        if outputs is None:
+            outputs = record_outputs(out_dir, record)
+            if read is not None and known:
+                read[known] = outputs
     err = record.get("error")
     return Outcome(outputs=outputs,
                    error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
@@ -154,9 +161,10 @@ def stored_outcome(record: dict, out_dir: Path) -> Outcome:
 
 
 def stored_cross_backend(records: list[dict], sources: dict[str, tuple[str, str]], out_dir: Path,
-                         backends: list[str], alluredir: Path | None = None) -> list[dict]:
+                         backends: list[str], alluredir: Path | None = None, parse_cache=None) -> list[dict]:
     """Every case's cross-backend record, from the backends' records and the outputs they stored, after all of
-    them ran (Polygraphy's run -> results -> compare). Cases are read again from their files (cached per file)."""
+    them ran (Polygraphy's run -> results -> compare). Cases are read again from their files (once per file, through
+    the parse cache when given: the workers that collected them kept them there)."""
     from .caseload import check_file
     from .execute import make_inputs
     from .run import CROSS_BACKEND, Record
@@ -170,12 +178,13 @@ def stored_cross_backend(records: list[dict], sources: dict[str, tuple[str, str]
     for case_id, recs in sorted(by_case.items()):
         path, root = sources[case_id]
         if (path, root) not in files:
-            loaded, _ = check_file(Path(path), Path(root))
+            loaded, _ = check_file(Path(path), Path(root), parse_cache)
             files[(path, root)] = {c.id: c for c in loaded}
         case = files[(path, root)].get(case_id)
         if case is None:
             continue
-        outcomes = {r["backend"]: (r.get("backend_version"), stored_outcome(r, out_dir))
+        read: dict[str, dict] = {}  # outputs by their hash: backends that agree to the bit are read once
+        outcomes = {r["backend"]: (r.get("backend_version"), stored_outcome(r, out_dir, read))
                     for r in sorted(recs, key=lambda r: r["backend"])}
         if sum(o.outputs is not None for _, o in outcomes.values()) >= 2:
             inputs = make_inputs(case)  # the tie classes need the inputs behind each differing element

@@ -515,8 +515,9 @@ class BundleReporter:
         if complete and len(self.state.backends) >= 2:
             from .crossdiff import stored_cross_backend
 
-            self.cross = stored_cross_backend(self.writer.doc["records"], self.writer.doc.get("_sources", {}), self.state.out_dir,
-                                              self.state.backends, alluredir(self.config))
+            self.cross = stored_cross_backend(self.writer.doc["records"], self.writer.doc.get("_sources", {}),
+                                              self.state.out_dir, self.state.backends, alluredir(self.config),
+                                              self.state.parse_cache)
             for record in self.cross:
                 self.writer.add(record)
             if any(r["status"] in ("fail", "error") for r in self.cross) and session.exitstatus == pytest.ExitCode.OK:
