@@ -248,6 +248,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None:
         if state.executor is not None:
             state.executor.close()
+        if state.parse_cache is not None:
+            state.parse_cache.close()  # what the cross-backend diff read afresh
         if state.lock is not None:
             state.lock.close()
         if state.scratch is not None:
