@@ -266,15 +266,18 @@ def _from_cache(cache: "ParseCache", path: Path, root: Path) -> list[Case] | Non
     entry = cache.get(path, root)
     if entry is None:
         return None
-    lines = LineMap({tuple(k): v for k, v in entry["lines"]})
-    problems, cases = _Problems(path), []
-    for kept in entry["cases"]:
-        case = _build(kept["body"], _CaseLines(lines, tuple(kept["prefix"])), path, root, kept["id"], kept["params"],
-                      problems)
-        if case is None:
-            return None
-        case.file_hash = entry["sha256"][:16]
-        cases.append(case)
+    try:
+        lines = LineMap({tuple(k): v for k, v in entry["lines"]})
+        problems, cases = _Problems(path), []
+        for kept in entry["cases"]:
+            case = _build(kept["body"], _CaseLines(lines, tuple(kept["prefix"])), path, root, kept["id"],
+                          kept["params"], problems)
+            if case is None:
+                return None
+            case.file_hash = entry["sha256"][:16]
+            cases.append(case)
+    except (KeyError, TypeError, ValueError, AttributeError, CaseFileError):  # an entry not as kept: a miss
+        return None
     return cases
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,14 +48,12 @@ def execute(backend: Backend, case: Case) -> Outcome:
     try:
         with clock("load"):
             runner = backend.load(case)
-        with clock("activate"):
-            runner.__enter__()  # activate first: a backend that cannot run (no GPU) says so before inputs are made
-        try:
+        with ExitStack() as active:
+            with clock("activate"):
+                active.enter_context(runner)  # first: a backend that cannot run (no GPU) says so before inputs are made
             outcome.inputs = make_inputs(case)
             with clock("infer"):
                 outcome.outputs = runner.infer(outcome.inputs)
-        finally:
-            runner.__exit__(None, None, None)
     except QdqError as exc:
         outcome.error = exc
     except BuiltNotRun as exc:

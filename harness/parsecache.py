@@ -27,8 +27,8 @@ from pathlib import Path
 FORMAT = 1
 RACY_NS = 2_000_000_000  # FAT's 2 s timestamps are the coarsest a case folder is likely to sit on
 BATCH = 1000  # entries held before they are written
-_SOURCES = ("caseload.py", "yamlread.py", "case.py", "numbers.py", "limits.py", "shapes.py", "dtypes.py",
-            "schema/case.schema.json")
+_SOURCES = ("parsecache.py", "caseload.py", "yamlread.py", "case.py", "numbers.py", "limits.py", "shapes.py",
+            "dtypes.py", "schema/case.schema.json")
 
 
 def _loader_fingerprint() -> str:

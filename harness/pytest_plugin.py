@@ -90,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "~/.cache/qdq-harness)")
     group.addoption("--qdq-no-parse-cache", action="store_true",
                     help="read every case file afresh (default: an unchanged file's parsed cases are taken from "
-                         "the cache folder's parsed/)")
+                         "the cache folder's parsed.sqlite3)")
     group.addoption("--qdq-reference", default=DEFAULT_REFERENCE, metavar="NAME",
                     help="the backend `expect: reference` compares against (default: the installed backend that "
                          "declares it models the documented contract)")
@@ -496,7 +496,7 @@ class BundleReporter:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and not report.failed:
-            return  # the record came with the call's report (every phase's report carries it)
+            return  # the record came with the call's report (pytest_runtest_makereport keeps it off this one)
         texts = [v for k, v in report.user_properties if k == RECORD_KEY]
         if report.when == "call":
             for text in texts:

@@ -173,11 +173,18 @@ def test_values_json_would_change_are_never_kept(cache, write_case, cases_dir):
     assert repr(check_file(path, cases_dir, cache)[0][0]) == repr(case)
 
 
-@pytest.mark.parametrize("damage", ["", "{not json", '{"fingerprint": 1}', "[]", "null"])
+STRUCTURE = "structure"  # valid JSON, fingerprint and stat right, the rest not as kept
+
+
+@pytest.mark.parametrize("damage", ["", "{not json", '{"fingerprint": 1}', "[]", "null", STRUCTURE])
 def test_a_damaged_entry_is_a_miss_and_is_replaced(cache, write_case, cases_dir, damage):
     path = write_case("t/c.yaml", CASE)
     age(path)
     fill(cache, path, cases_dir)
+    if damage == STRUCTURE:
+        entry = json.loads(stored(cache, path))
+        entry["cases"] = [{"id": "t/c"}]  # no body, params or prefix
+        damage = json.dumps(entry)
     store(cache, path, damage)
     (case,) = fill(cache, path, cases_dir)[0]
     assert case.expect.values == {"y": [4, 8]}
