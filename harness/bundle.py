@@ -16,9 +16,8 @@ Outputs: each record with outputs names where they are. Small ones (up to PACK_L
 writing process's own pack, `outputs/<process>.npzpack`, at `outputs_range` [offset, length]: one file per process,
 not one file and folder per item (on the 2-core benchmark machine, creating those was a third of a 10,000-case run,
 and two xdist workers creating them in one folder waited on each other). Larger ones stay files of their own, written
-without a second copy in memory: a case id becomes a path by turning `::` into `/` and percent-encoding every
-character of a segment outside `A-Za-z0-9._=,+-` (reversible, no collisions): `rules/axis::bad::axis=4` ->
-`outputs/rules/axis/bad/axis=4/<backend>.npz`. Either way the bytes are one .npz: one array per output; types numpy
+without a second copy in memory: a case id becomes a path one-to-one and provably inside `outputs/` (see
+`path_safe_id`): `rules/axis::bad::axis=4` -> `outputs/rules/axis/@bad/@axis=4/<backend>.npz`. Either way the bytes are one .npz: one array per output; types numpy
 lacks (INT4, FP8, FP4, BF16) are stored as their bit patterns (uint8/uint16), and the entry `__dtypes__` (a JSON
 string) names every output's type so `record_outputs(DIR, record)` restores them. Loaded with `allow_pickle=False`.
 """
@@ -41,15 +40,45 @@ import numpy as np
 from . import __version__, dtypes
 
 SCHEMA_VERSION = 1
-_SAFE = "._=,+-"
+_SAFE = "=,+-"  # with quote's own `_.-~` and letters and digits: what a path segment keeps as it is
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+MAX_SEGMENT = 120  # characters of one encoded segment; longer ones are cut and end in a hash of the whole
+
+
+def _segment(text: str) -> str:
+    """One path segment for any text: percent-encoded (so `/`, NUL, control characters and `..` cannot act as path
+    syntax), never empty, hidden, a Windows device name or longer than MAX_SEGMENT. Distinct texts give distinct
+    segments: `~` and `@` never survive encoding, so a cut segment (`...~<hash>`) and a `::` part (`@...`) cannot
+    collide with an encoded one."""
+    import hashlib
+
+    enc = quote(text, safe=_SAFE).replace("~", "%7E")
+    if enc.startswith(".") or enc.endswith("."):  # `.`, `..`, hidden files, Windows' dropped trailing dot
+        enc = ("%2E" + enc[1:] if enc.startswith(".") else enc)
+        enc = enc[:-1] + "%2E" if enc.endswith(".") else enc
+    if enc.split(".")[0].upper() in _RESERVED:
+        enc = f"%{ord(enc[0]):02X}" + enc[1:]
+    if not enc:
+        enc = "%"  # quote never gives a bare `%`: the empty text's own segment
+    if len(enc) > MAX_SEGMENT:
+        enc = enc[:MAX_SEGMENT - 34].rstrip("%0123456789ABCDEF") + "~" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    return enc
 
 
 def path_safe_id(case_id: str) -> str:
-    return "/".join(quote(seg, safe=_SAFE) for part in case_id.split("::") for seg in part.split("/"))
+    """A case id as a relative path, one-to-one: the file part's segments (split at `/`), then each `::` part as
+    one segment marked `@` (`x::b` -> `x/@b`, the file `x/b.yaml` -> `x/b`: two cases, two paths)."""
+    file_part, *parts = case_id.split("::")
+    return "/".join([*(_segment(seg) for seg in file_part.split("/")), *("@" + _segment(p) for p in parts)])
 
 
 def outputs_path(out_dir: Path, case_id: str, backend: str) -> Path:
-    return Path(out_dir) / "outputs" / path_safe_id(case_id) / f"{quote(backend, safe=_SAFE)}.npz"
+    path = Path(out_dir) / "outputs" / path_safe_id(case_id) / f"{_segment(backend)}.npz"
+    # Guard the encoding's promise: nothing a case names can put a file outside the bundle's outputs.
+    if os.path.commonpath([os.path.normpath(path), os.path.normpath(Path(out_dir) / "outputs")]) != \
+            os.path.normpath(Path(out_dir) / "outputs"):
+        raise ValueError(f"case id {case_id!r} maps outside the bundle's outputs folder")
+    return path
 
 
 def _umask() -> int:

@@ -325,6 +325,11 @@ def _expand(merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, 
         problems.add(at("matrix", bad_values[0]), f"`matrix:` values must be plain scalars ({bad_values[0]!r} holds a collection)")
         return
     name = merged.get("name")
+    for where, text in _id_parts(name if multi else None, matrix):
+        problem = _id_part_problem(text)
+        if problem:
+            problems.add(at(*where), problem)
+            return
     case_id = base_id + (f"::{name}" if multi and name else "")
     keys = list(matrix)
     for combo in itertools.product(*(matrix[k] for k in keys)) if keys else [()]:
@@ -337,6 +342,35 @@ def _expand(merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, 
                 case = _build(body, at, path, root, case_id + suffix, params, problems)
                 if case is not None:
                     yield case
+
+
+def _id_parts(name: Any, matrix: dict) -> Iterator[tuple[tuple, str]]:
+    """Each text that becomes part of a case id (and so of a path, a node id, a report label), where it is written."""
+    if name is not None:
+        yield ("name",), str(name)
+    for key, values in matrix.items():
+        yield ("matrix", key), str(key)
+        for i, value in enumerate(values):
+            yield ("matrix", key, i), _fmt(value)
+
+
+def _id_part_problem(text: str) -> str | None:
+    """Why a case name or matrix key/value cannot be part of a case id, or None. Path syntax (`/`, `..`) is
+    allowed: output paths encode it (bundle.path_safe_id); what no reader can see or tell apart is refused."""
+    import unicodedata
+
+    hidden = next((c for c in text if unicodedata.category(c).startswith("C")), None)
+    if hidden is not None:
+        return (f"{text[:40]!r} holds the invisible character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'control')}); "
+                "case names and matrix keys/values become case ids")
+    if "::" in text:
+        return f"{text[:40]!r} holds `::`, which separates the parts of a case id"
+    if len(text) > limits.MAX_ID_PART:
+        return (f"{text[:40]!r}... is {len(text)} characters, over the limit of {limits.MAX_ID_PART} for a case name "
+                "or matrix key/value (they become case ids)")
+    if not text.strip():
+        return "an empty or blank case name or matrix key/value (they become case ids)"
+    return None
 
 
 def _fmt(value: Any) -> str:

@@ -17,3 +17,4 @@ MAX_NUMBER_BITS = 1100  # bits of an exact number's numerator and denominator: b
 MAX_EXPONENT = 4096  # |n| in `a**n`
 MAX_DECIMAL_EXPONENT = 400  # |e| in `1e-300`
 
+MAX_ID_PART = 100  # characters of a case name, a matrix key or value: each becomes part of a case id and a path

@@ -60,6 +60,7 @@ class RunState:
     scratch: Path | None = None  # a temporary bundle folder when no --qdq-out is given (the diff reads outputs)
     parse_cache: ParseCache | None = None  # parsed case files kept across runs and processes
     folders: dict = field(default_factory=dict)  # folder -> (in a case folder?, cases root): the same for its files
+    case_ids: dict = field(default_factory=dict)  # case id -> (file, line) of the first case collected with it
 
     @property
     def tier(self) -> str:
@@ -375,7 +376,18 @@ class CaseFile(pytest.File):
         cases, errors = check_file(self.path, root, state.parse_cache)
         for error in errors:
             yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error)
+        clashes = set()
         for case in cases:
+            first = state.case_ids.setdefault(case.id, (self.path, case.line))
+            if first[0] != self.path:  # two files, one id: one would take the other's record and outputs
+                if case.line in clashes:
+                    continue
+                clashes.add(case.line)
+                error = CaseFileError(self.path, case.line, f"case id {case.id!r} is also the id of a case in "
+                                      f"{first[0]}:{first[1]}; one id, one case (rename one, or give --qdq-root)")
+                yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{case.line}]",
+                                                  error=error)
+                continue
             if case.tier == "full" and state.tier != "full":
                 continue
             local = _local_name(case)

@@ -43,7 +43,7 @@ def test_large_outputs_get_a_file_of_their_own(tmp_path, monkeypatch):
     monkeypatch.setattr(bundle, "PACK_LIMIT", 16)
     store = OutputStore(tmp_path)
     big = store.save("r/x::y", "onnxruntime", {"y": np.arange(5, dtype=np.float32)})
-    assert big == {"outputs_file": "outputs/r/x/y/onnxruntime.npz"}
+    assert big == {"outputs_file": "outputs/r/x/@y/onnxruntime.npz"}
     assert record_outputs(tmp_path, big)["y"].tolist() == [0, 1, 2, 3, 4]
 
 
@@ -57,13 +57,20 @@ def test_a_pack_cut_short_is_an_error_not_other_values(tmp_path):
         record_outputs(tmp_path, r)
 
 
-def test_path_safe_ids_are_reversible_and_distinct():
+def test_path_safe_ids_are_readable_distinct_and_never_path_syntax():
     from urllib.parse import unquote
 
     a = path_safe_id("rules/axis::bad name::axis=4,dtype=float16")
-    assert a == "rules/axis/bad%20name/axis=4,dtype=float16"
-    assert unquote(a.split("/")[2]) == "bad name"
-    assert path_safe_id("a::b/c") != path_safe_id("a/b%2Fc")
+    assert a == "rules/axis/@bad%20name/@axis=4,dtype=float16"
+    assert unquote(a.split("/")[2][1:]) == "bad name"
+    ids = ["x::b", "x/b", "a::b/c", "a/b%2Fc", "a::..", "a::.", "a::", "a::CON", "a::con.txt", "a::~", "a::%7E",
+           "a::" + "n" * 300, "a::" + "n" * 299 + "m", "/../../../../canary/k", "a::\x00", "a::b::c", "a::b/c::d"]
+    paths = [path_safe_id(i) for i in ids]
+    assert len(set(paths)) == len(ids), "two case ids share one outputs path"
+    for p in paths:
+        segments = p.split("/")
+        assert all(s and s not in (".", "..") and not s.startswith(".") and len(s) <= 120 for s in segments), p
+        assert not any(s.split(".")[0].upper() in ("CON", "NUL", "AUX", "PRN") for s in segments), p
 
 
 def test_an_unfinished_run_leaves_a_valid_partial_bundle(tmp_path):

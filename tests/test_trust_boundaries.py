@@ -1,0 +1,96 @@
+"""What a case file can make a run write: only inside the run's own bundle, one outputs file per case.
+
+Each test here failed on the commit before the trust-boundary work (issue 19, items 1 and 2): a matrix key with
+path syntax wrote beside `cases/`, and `x.yaml::b` and `x/b.yaml` shared one outputs file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from conftest import run_qdq
+
+BIG = 300_000  # float32 elements: 1.2 MB, over the 1 MiB that goes to a pack, so the output is a file of its own
+
+
+def _case(fill: float, extra: str = "") -> str:
+    return textwrap.dedent(f"""
+        title: t
+        source: {{document: d}}
+        network:
+          - {{op: input, name: x, dtype: float32, shape: [{BIG}]}}
+          - {{op: constant, name: s, dtype: float32, shape: [], value: 1}}
+          - {{op: quantize, name: q, input: x, scale: s, to: int8}}
+          - {{op: dequantize, name: y, input: q, scale: s}}
+        outputs: [y]
+        inputs: {{x: {{fill: {fill}}}}}
+        expect: reference
+        """) + extra
+
+
+def _files_under(folder: Path) -> set[Path]:
+    return {Path(d) / f for d, _, files in os.walk(folder) for f in files}
+
+
+def _run(tmp_path: Path) -> dict:
+    out = tmp_path / "out"
+    done = run_qdq("run", str(tmp_path / "cases"), "--backend", "numpy", "--out", str(out), "--no-report",
+                   cwd=tmp_path)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
+def test_a_matrix_key_with_path_syntax_writes_inside_the_bundle(tmp_path):
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "x.yaml").write_text(_case(1, "matrix:\n  '/../../../../canary/k': [1]\n"))
+    before = _files_under(tmp_path)
+    doc = _run(tmp_path)
+    written = _files_under(tmp_path) - before
+    outside = [p for p in written if not p.is_relative_to(tmp_path / "out")]
+    assert not outside, outside
+    [record] = [r for r in doc["records"] if r["backend"] == "numpy"]
+    assert record["status"] == "pass", record
+    stored = tmp_path / "out" / record["outputs_file"]
+    assert stored.resolve().is_relative_to((tmp_path / "out" / "outputs").resolve())
+    from harness.bundle import record_outputs
+
+    assert np.all(record_outputs(tmp_path / "out", record)["y"] == 1.0)
+
+
+def test_a_case_in_x_yaml_and_the_file_x_slash_b_keep_their_own_outputs(tmp_path):
+    cases = tmp_path / "cases"
+    (cases / "x").mkdir(parents=True)
+    one = _case(3).replace("title: t\n", "")
+    entry = textwrap.indent(one, "    ").lstrip()
+    (cases / "x.yaml").write_text(f"cases:\n  - name: b\n    title: t\n    {entry}")
+    (cases / "x" / "b.yaml").write_text(_case(5))
+    doc = _run(tmp_path)
+    from harness.bundle import record_outputs
+
+    mine = {r["case_id"]: r for r in doc["records"] if r["backend"] == "numpy"}
+    assert set(mine) == {"x::b", "x/b"}
+    assert mine["x::b"]["outputs_file"] != mine["x/b"]["outputs_file"]
+    assert np.all(record_outputs(tmp_path / "out", mine["x::b"])["y"] == 3.0)
+    assert np.all(record_outputs(tmp_path / "out", mine["x/b"])["y"] == 5.0)
+
+
+def test_two_files_with_one_case_id_are_a_load_error_naming_both(tmp_path):
+    # Neither folder is named `cases`: each file's id is its own name, `t`, in both.
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "t.yaml").write_text(_case(1).replace(str(BIG), "2"))
+    out = tmp_path / "out"
+    done = run_qdq("run", str(tmp_path / "a"), str(tmp_path / "b"), "--backend", "numpy", "--out", str(out),
+                   "--no-report", cwd=tmp_path)
+    doc = json.loads((out / "results.json").read_text())
+    invalid = [r for r in doc["records"] if r["kind"] == "invalid-case-file"]
+    assert len(invalid) == 1 and str(tmp_path / "a" / "t.yaml") in invalid[0]["reason"], invalid
+    assert str(tmp_path / "b" / "t.yaml") in invalid[0]["reason"]
+    assert [r["status"] for r in doc["records"] if r["case_id"] == "t"] == ["pass"]
+    assert done.returncode == 1
