@@ -256,7 +256,7 @@ def _check_file(path: Path, root: Path, cache: "ParseCache | None" = None) -> tu
             kept.append({"id": case.id, "params": case.params, "prefix": list(at.prefix), "body": case.raw})
     errors = problems.sorted()
     if cache is not None and not errors:
-        cache.put(path, root, read.data, read.lines, kept)
+        cache.put(path, root, read.data, read.lines, kept, read.stat)
     return (cases if not errors else []), errors
 
 

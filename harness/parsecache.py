@@ -8,6 +8,10 @@ is never kept: its problems always come from a full read.
 An entry is trusted by the case file's stat (size, mtime, ctime, inode), as git trusts its index, and by the same
 rule for "racily clean" files: a file changed within a second or two of the entry being made may share its
 timestamps with a later edit of the same size, so such an entry is checked against the file's SHA-256 instead.
+"Changed" is the later of mtime and ctime: `cp -p` and `rsync -a` put an old mtime back, the kernel's ctime they
+cannot. An entry is kept only under the stat of the very file its bytes were read from (taken from the open file
+before reading) and only when the path still shows that stat after the read: a file replaced while it was read
+is not kept, so no entry ever pairs one content with another file's stat.
 Entries are also bound to the loader's own source code and to the cases root (case ids are paths under it).
 
 Every failure (a read-only or full disk, a locked or damaged database) only means a miss: the cache can make a run
@@ -88,16 +92,21 @@ class ParseCache:
         except Exception:  # OSError, sqlite3.Error, a damaged entry: a miss
             return None
 
-    def put(self, path: Path, root: Path, data: bytes, lines: dict[tuple, int], cases: list[dict]) -> None:
-        """Keep a file read without problems: `data` its bytes as read, `cases` each case's id, params, line prefix
-        and expanded body. An entry of a file that changed since (or may have) is checked by content when used."""
-        if self._broken:
+    def put(self, path: Path, root: Path, data: bytes, lines: dict[tuple, int], cases: list[dict],
+            read_stat: os.stat_result | None) -> None:
+        """Keep a file read without problems: `data` its bytes as read, `read_stat` the stat of the open file they
+        came from, `cases` each case's id, params, line prefix and expanded body. An entry of a file that changed
+        since (or may have) is checked by content when used."""
+        if self._broken or read_stat is None:
             return
         try:
             st = os.stat(path)
+            if _stat_key(st) != _stat_key(read_stat):  # replaced or written while read: keep nothing
+                return
+            changed = max(st.st_mtime_ns, st.st_ctime_ns)
             entry = {"fingerprint": self.fingerprint, "root": str(root), "stat": _stat_key(st),
                      "sha256": hashlib.sha256(data).hexdigest(),
-                     "racy": time.time_ns() - st.st_mtime_ns < RACY_NS or st.st_size != len(data),
+                     "racy": time.time_ns() - changed < RACY_NS or st.st_size != len(data),
                      "lines": [[list(k), v] for k, v in lines.items()], "cases": cases}
             # No `default=`: a value JSON would not give back as it was (a YAML date, set or bytes) raises TypeError,
             # and that file is not kept. Keys are text (yamlread refuses others); YAML makes no tuples.

@@ -29,32 +29,41 @@ class ReadResult:
     doc: Any = None
     lines: dict[tuple, int] = field(default_factory=dict)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    stat: os.stat_result | None = None  # of the file `data` was read from, taken before reading it
 
 
 def read_bytes(path: Path) -> tuple[bytes | None, str | None]:
     """The file's bytes, or why it is refused: never opens a FIFO or device, never reads past the size limit."""
+    data, refusal, _ = read_bytes_and_stat(path)
+    return data, refusal
+
+
+def read_bytes_and_stat(path: Path) -> tuple[bytes | None, str | None, os.stat_result | None]:
+    """`read_bytes`, and the stat of the file the bytes came from, taken from the open file before reading (what a
+    cache may key those bytes by: a stat taken by path later may describe another file put in its place)."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        return None, f"cannot read file: {exc.strerror or exc}"
+        return None, f"cannot read file: {exc.strerror or exc}", None
     if not stat.S_ISREG(st.st_mode):
-        return None, "not a regular file (a FIFO, device or socket is never opened)"
+        return None, "not a regular file (a FIFO, device or socket is never opened)", None
     if st.st_size > limits.MAX_FILE_BYTES:
         return None, (f"the file is {st.st_size:,} bytes, over the limit of {limits.MAX_FILE_BYTES:,}; "
-                      "put large data in a .npy file")
+                      "put large data in a .npy file"), None
     try:
         with open(path, "rb") as f:
+            opened = os.fstat(f.fileno())
             data = f.read(limits.MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return None, f"cannot read file: {exc.strerror or exc}"
+        return None, f"cannot read file: {exc.strerror or exc}", None
     if len(data) > limits.MAX_FILE_BYTES:
-        return None, f"the file grew past the limit of {limits.MAX_FILE_BYTES:,} bytes while read"
-    return data, None
+        return None, f"the file grew past the limit of {limits.MAX_FILE_BYTES:,} bytes while read", None
+    return data, None, opened
 
 
 def read(path: Path) -> ReadResult:
     result = ReadResult()
-    data, refusal = read_bytes(path)
+    data, refusal, result.stat = read_bytes_and_stat(path)
     if refusal:
         result.problems.append((1, refusal))
         return result

@@ -130,6 +130,45 @@ def test_an_edit_of_the_same_size_is_seen(cache, write_case, cases_dir):
     assert case.expect.values == {"y": [4, 9]}
 
 
+@pytest.mark.parametrize("how", ["cp -p", "rsync -a"])
+def test_a_file_replaced_while_read_never_leaves_the_old_content_cached(cache, write_case, cases_dir, monkeypatch,
+                                                                         how):
+    """A file replaced by one of the same size with its old mtime put back (`cp -p` writes in place, `rsync -a`
+    renames a new file over it) between the read and the entry being kept: no later run may judge the old bytes."""
+    path = write_case("t/c.yaml", CASE)
+    age(path)
+    old_mtime = os.stat(path).st_mtime_ns
+    real_read = yamlread.read
+
+    def read_then_replace(p):
+        result = real_read(p)
+        new_text = path.read_text().replace("[4, 8]", "[4, 9]")
+        if how == "cp -p":
+            path.write_text(new_text)
+        else:
+            fresh = path.with_name(".c.yaml.tmp")
+            fresh.write_text(new_text)
+            os.replace(fresh, path)
+        os.utime(path, ns=(old_mtime, old_mtime))
+        return result
+
+    monkeypatch.setattr(yamlread, "read", read_then_replace)
+    (case,) = fill(cache, path, cases_dir)[0]
+    assert case.expect.values == {"y": [4, 8]}  # this run read the old bytes
+    monkeypatch.setattr(yamlread, "read", real_read)
+    for _ in range(2):  # the next runs judge what the file holds now
+        (case,) = fill(cache, path, cases_dir)[0]
+        assert case.expect.values == {"y": [4, 9]}
+
+
+def test_an_old_mtime_put_back_does_not_make_a_new_file_trusted_by_stat(cache, write_case, cases_dir):
+    """`cp -p` gives a file written now a mtime of long ago; its entry is still racy (ctime is now)."""
+    path = write_case("t/c.yaml", CASE)
+    age(path, 3600)
+    fill(cache, path, cases_dir)
+    assert json.loads(stored(cache, path))["racy"] is True
+
+
 def test_a_racily_clean_entry_is_checked_by_content(cache, write_case, cases_dir):
     """A file written within the timestamp granularity of its entry: a second edit may leave every stat field as
     it was (coarse clocks), so the entry is trusted only if the bytes still hash the same."""
