@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="bundle folder (default: reports/latest for a full run; reports/subset when paths, "
                           "--backend, -k or --tier choose part of it)")
     run.add_argument("--resume", action="store_true", help="continue the bundle in --out (items it records are kept)")
+    run.add_argument("--force", action="store_true",
+                     help="write into --out even when it holds files the harness did not write (they may be removed)")
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any of them)")
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("-o", "--output", type=Path, default=None,
                      help="folder to write the case files into (default: the importer's, under cases/)")
     imp.add_argument("--format", default=None, help="importer name (default: the source itself, else its suffix)")
+    imp.add_argument("--force", action="store_true",
+                     help="write into a folder that holds files `qdq import` did not write (they may be replaced)")
 
     rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
     rep.add_argument("case", help="case id or case file path (FILE::name for a file of several cases)")
@@ -122,7 +126,7 @@ MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
 
 
 def cmd_run(args) -> int:
-    from . import bundle, summary
+    from . import bundle, ownership, summary
     from .bundle import out_dir_problem
 
     paths = args.paths or [Path("cases")]
@@ -134,11 +138,14 @@ def cmd_run(args) -> int:
     subset = bool(args.paths or args.backend or args.keyword or args.tag or args.tier != "quick")
     out = args.out or (SUBSET_OUT if subset else FULL_RUN_OUT)
     problem = out_dir_problem(out.resolve())
+    if problem is None and not args.force:
+        problem = ownership.problem(out, ownership.BUNDLE_MARKER, "a results bundle", "--out")
     if problem:
         print(f"qdq run: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         held = bundle.lock(out)  # held across resumes; the pytest processes are told it is held
+        ownership.claim(out, ownership.BUNDLE_MARKER, "qdq run")
     except (bundle.BundleInUse, OSError) as exc:
         print(f"qdq run: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -552,7 +559,7 @@ def cmd_import(args) -> int:
     run_import = _family_tool("qdq_harness.importers", "import", fmt, args.source)
     if run_import is None:
         return EXIT_USAGE
-    return _report("import", *run_import(args.source, args.output))
+    return _report("import", *run_import(args.source, args.output, args.force))
 
 
 def cmd_repro(args) -> int:

@@ -33,6 +33,7 @@ import pytest
 
 from . import backend as backends_mod
 from . import bundle as bundle_mod
+from . import ownership
 from .case import Case
 from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .parsecache import ParseCache
@@ -99,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only cases carrying this tag (repeatable: any of them); invalid case files always run")
     group.addoption("--qdq-resume", action="store_true",
                     help="continue the bundle in --qdq-out: items it already records are not run again")
+    group.addoption("--qdq-force", action="store_true",
+                    help="write the bundle into --qdq-out even when it holds files the harness did not write")
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
 
 
@@ -150,11 +153,16 @@ def pytest_configure(config: pytest.Config) -> None:
         problem = out_dir_problem(state.out_dir)
         if problem:
             raise pytest.UsageError(problem)
-        if not config.getoption("--qdq-lock-held"):
+        if not config.getoption("--qdq-lock-held"):  # else `qdq run` checked the folder and holds its lock
+            if state.scratch is None and not config.getoption("--qdq-force"):
+                problem = ownership.problem(state.out_dir, ownership.BUNDLE_MARKER, "a results bundle", "--qdq-out")
+                if problem:
+                    raise pytest.UsageError(problem)
             try:
                 state.lock = bundle_mod.lock(state.out_dir)
             except bundle_mod.BundleInUse as exc:
                 raise pytest.UsageError(str(exc)) from None
+            ownership.claim(state.out_dir, ownership.BUNDLE_MARKER, "pytest --qdq-out")
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends),
                                                resume=config.getoption("--qdq-resume"), run_config=run.as_dict())
         (state.out_dir / RESUME_DONE).write_text(json.dumps(sorted(state.writer.recorded())))

@@ -94,3 +94,78 @@ def test_two_files_with_one_case_id_are_a_load_error_naming_both(tmp_path):
     assert str(tmp_path / "b" / "t.yaml") in invalid[0]["reason"]
     assert [r["status"] for r in doc["records"] if r["case_id"] == "t"] == ["pass"]
     assert done.returncode == 1
+
+
+# --- item 4: never remove or overwrite what the harness did not write ----------------------------------------------
+
+USER_FILES = {"notes.txt": "mine", "outputs/keep.npz": "mine", "allure-report/index.html": "mine",
+              "previous/results.json": "mine", "results.json": "{\"mine\": true}"}
+
+
+def _user_folder(folder: Path) -> None:
+    for rel, text in USER_FILES.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+
+
+def _small_case(tmp_path: Path) -> Path:
+    cases = tmp_path / "cases"
+    cases.mkdir(exist_ok=True)
+    (cases / "t.yaml").write_text(_case(1).replace(str(BIG), "2"))
+    return cases
+
+
+def test_run_into_a_folder_the_harness_did_not_write_is_refused_and_leaves_it_alone(tmp_path):
+    cases, out = _small_case(tmp_path), tmp_path / "mine"
+    _user_folder(out)
+    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "did not write" in done.stderr and "--force" in done.stderr
+    assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == set(USER_FILES)
+    assert all((out / rel).read_text() == text for rel, text in USER_FILES.items())
+    # pytest's own entry to the same run is refused alike
+    direct = run_qdq_pytest(cases, out)
+    assert direct.returncode == 4 and "did not write" in direct.stdout + direct.stderr
+    assert all((out / rel).read_text() == text for rel, text in USER_FILES.items())
+
+
+def run_qdq_pytest(cases: Path, out: Path):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "pytest", str(cases), "--qdq-backend", "numpy", "--qdq-out", str(out),
+                           "-p", "no:cacheprovider", "-q"], cwd=cases.parent, capture_output=True, text=True)
+
+
+def test_run_into_its_own_bundle_or_with_force_goes_ahead(tmp_path):
+    cases, out = _small_case(tmp_path), tmp_path / "out"
+    for _ in range(2):  # the second run finds the marker the first wrote
+        done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert (out / "previous" / "results.json").is_file()
+    forced = tmp_path / "forced"
+    _user_folder(forced)
+    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(forced), "--no-report", "--force",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (forced / "notes.txt").read_text() == "mine"  # what a run does not produce is never touched
+
+
+def test_import_into_a_folder_holding_a_qdq_yaml_it_did_not_write_is_refused(tmp_path):
+    import pytest
+
+    pytest.importorskip("onnx")
+    import qat_model
+
+    model, out = tmp_path / "qat.onnx", tmp_path / "cases" / "mine"
+    qat_model.save(model)
+    out.mkdir(parents=True)
+    (out / "qdq.yaml").write_text("# my own cases\n")
+    done = run_qdq("import", str(model), "-o", str(out))
+    assert done.returncode == 2 and "did not write" in done.stderr, done.stderr
+    assert (out / "qdq.yaml").read_text() == "# my own cases\n"
+    again = tmp_path / "cases" / "fresh"
+    assert run_qdq("import", str(model), "-o", str(again)).returncode == 0
+    assert run_qdq("import", str(model), "-o", str(again)).returncode == 0  # its own folder: written again
+    assert run_qdq("import", str(model), "-o", str(out), "--force").returncode == 0
+    assert (out / "qdq.yaml").read_text() != "# my own cases\n"

@@ -303,13 +303,19 @@ def render(model_name: str, cases: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def import_command(source: str, output: Path | None) -> tuple[int, str]:
+def import_command(source: str, output: Path | None, force: bool = False) -> tuple[int, str]:
     """`qdq import model.onnx [-o DIR]` (default cases/imported/<model name>)."""
     import onnx
+
+    from harness import ownership
 
     path = Path(source)
     if not path.is_file():
         return 2, f"{source}: no such model file"
+    out = Path(output) if output else Path("cases") / "imported" / path.stem
+    refusal = None if force else ownership.problem(out, ownership.IMPORT_MARKER, "imported cases", "-o")
+    if refusal:
+        return 2, refusal
     try:
         model = onnx.load(str(path))
     except Exception as exc:
@@ -319,8 +325,7 @@ def import_command(source: str, output: Path | None) -> tuple[int, str]:
     cases += layer_cases(model, path.name, files, len(cases), infos)
     if not cases:
         return 1, f"{source}: no QuantizeLinear/DequantizeLinear with a constant scale found; nothing written"
-    out = Path(output) if output else Path("cases") / "imported" / path.stem
-    out.mkdir(parents=True, exist_ok=True)
+    ownership.claim(out, ownership.IMPORT_MARKER, f"qdq import {path.name}")
     target = out / "qdq.yaml"
     target.write_text(render(path.name, cases))
     for name, array in files.arrays.items():

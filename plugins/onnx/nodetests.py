@@ -252,9 +252,15 @@ def import_node_tests(out_dir: Path) -> tuple[list[Path], list[str]]:
     return list(paths.values()), refused
 
 
-def import_command(source: str, output: Path | None) -> tuple[int, str]:
+def import_command(source: str, output: Path | None, force: bool = False) -> tuple[int, str]:
     """`qdq import onnx-node-tests [-o DIR]` (default cases/onnx-node)."""
+    from harness import ownership
+
     out = Path(output) if output else Path("cases") / "onnx-node"
+    refusal = None if force else ownership.problem(out, ownership.IMPORT_MARKER, "imported cases", "-o")
+    if refusal:
+        return 2, refusal
+    ownership.claim(out, ownership.IMPORT_MARKER, "qdq import onnx-node-tests")
     written, refused = import_node_tests(out)
     from harness.caseload import load_file
 
