@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import __version__, dtypes
+from . import __version__, dtypes, limits
 
 SCHEMA_VERSION = 1
 _SAFE = "=,+-"  # with quote's own `_.-~` and letters and digits: what a path segment keeps as it is
@@ -122,12 +122,24 @@ def encode_npz(outputs: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def decode_npz(data) -> dict[str, np.ndarray]:
+def decode_npz(data, where: str = "stored outputs") -> dict[str, np.ndarray]:
+    """Arrays from .npz bytes or an open file; every array's declared size checked before its data is read."""
     import io
+    import zipfile
 
-    with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as z:
-        types = json.loads(str(z["__dtypes__"]))
-        return {name: z[name].view(dtypes.dtype(t).np_type) for name, t in types.items()}
+    from .bundlecheck import BundleError, check_npz
+
+    try:
+        with np.load(io.BytesIO(data) if isinstance(data, bytes) else data, allow_pickle=False) as z:
+            check_npz(z.zip, where)
+            types = json.loads(str(z["__dtypes__"]))
+            if not isinstance(types, dict):
+                raise BundleError(f"{where}: `__dtypes__` is not an object")
+            return {name: z[name].view(dtypes.dtype(t).np_type) for name, t in types.items()}
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as exc:
+        raise BundleError(f"{where}: not readable outputs ({type(exc).__name__}: {str(exc)[:160]})") from None
 
 
 PACK_LIMIT = 1 << 20  # outputs up to 1 MiB go to the process's pack; larger ones to their own file
@@ -165,18 +177,17 @@ class OutputStore:
 
 
 def record_outputs(out_dir: Path, record: dict) -> dict[str, np.ndarray]:
-    """The outputs a record names (KeyError if it names none)."""
-    path = Path(out_dir) / record["outputs_file"]
+    """The outputs a record names (KeyError if it names none). The path must resolve inside the bundle and be a
+    regular file, and sizes are checked before anything is read (harness/bundlecheck.py): a BundleError if not."""
+    from .bundlecheck import inside, open_regular, read_range
+
+    path = inside(Path(out_dir), record["outputs_file"])
     where = record.get("outputs_range")
     if where is None:
-        return load_outputs(path)
+        with open_regular(path) as f:
+            return decode_npz(f, str(path))
     offset, length = (int(v) for v in where)
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read(length)
-    if len(data) != length:
-        raise ValueError(f"{path} ends before the {length} bytes at {offset} that the record names")
-    return decode_npz(data)
+    return decode_npz(read_range(path, offset, length), f"{path} at {offset}")
 
 
 def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> Path:
@@ -196,7 +207,10 @@ def save_outputs(out_dir: Path, case_id: str, backend: str, outputs: dict[str, n
 
 
 def load_outputs(path: Path) -> dict[str, np.ndarray]:
-    return decode_npz(Path(path))
+    from .bundlecheck import open_regular
+
+    with open_regular(Path(path)) as f:
+        return decode_npz(f, str(path))
 
 
 def arrays_hash(inputs: dict[str, np.ndarray]) -> str:
@@ -359,35 +373,45 @@ def finalise(doc: dict) -> None:
 
 def journal_entries(out_dir: Path) -> list[dict]:
     """Every complete line of the journal (a line cut by a kill is ignored)."""
+    from .bundlecheck import read_regular
+
     path = Path(out_dir) / JOURNAL
     if not path.exists():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_regular(path, limits.MAX_RESULTS_BYTES, "the journal").decode("utf-8", "replace").splitlines():
         try:
-            entries.append(json.loads(line))
-        except ValueError:
+            entry = json.loads(line)
+        except (ValueError, RecursionError):
             continue
+        if isinstance(entry, dict):
+            entries.append(entry)
     return entries
 
 
 def load(out_dir: Path) -> dict:
     """A bundle as readers should see it: results.json, with every journal record it does not hold yet folded in
     (after a kill, results.json may lag the journal)."""
+    from .bundlecheck import check_document, results_document
+
     out_dir = Path(out_dir)
-    doc = json.loads((out_dir / "results.json").read_text())
+    doc = results_document(out_dir / "results.json")
     if not doc.get("partial"):
         return doc
     have = {r.get("nodeid") for r in doc["records"]}
     for entry in journal_entries(out_dir):
-        if entry.get("event") != "record":
+        if entry.get("event") != "record" or not isinstance(entry.get("case_id"), str):
             continue
-        if entry.get("nodeid") not in have:
-            _fold(doc, entry)
-            have.add(entry.get("nodeid"))
-        elif entry.get("source"):
-            doc.setdefault("_sources", {})[entry["case_id"]] = (entry["source"]["path"], entry["source"]["root"])
+        try:
+            if entry.get("nodeid") not in have:
+                _fold(doc, entry)
+                have.add(entry.get("nodeid"))
+            elif entry.get("source"):
+                doc.setdefault("_sources", {})[entry["case_id"]] = (entry["source"]["path"], entry["source"]["root"])
+        except (KeyError, TypeError, AttributeError, IndexError):
+            continue  # a damaged line counts as a line cut by a kill
     finalise(doc)
+    check_document(doc, out_dir / JOURNAL)
     return doc
 
 
@@ -447,9 +471,8 @@ def pack(out_dir: Path, target: Path, with_report: bool = False) -> Path:
 
 
 def unpack(archive: Path, into: Path) -> Path:
-    """A packed bundle extracted safely (tarfile's `data` filter: no links out, no absolute paths, no devices)."""
-    import tarfile
+    """A packed bundle extracted safely: sizes checked first, then tarfile's `data` filter (no links out, no
+    absolute paths, no devices); see harness/bundlecheck.py."""
+    from .bundlecheck import safe_extract
 
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(into, filter="data")
-    return Path(into) / "bundle"
+    return safe_extract(Path(archive), Path(into))

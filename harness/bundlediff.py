@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from . import bundle as bundle_mod
+from .bundlecheck import OutputsMissing
 
 BAD = ("fail", "error")
 ORDER = ["regressed", "resolved", "improved", "drifted", "case-changed", "inputs-changed", "new", "removed", "changed"]
@@ -50,10 +51,26 @@ class Comparison:
     after: str
     changes: list[Change] = field(default_factory=list)
     unchanged: int = 0
+    before_partial: bool = False  # a run that did not finish (killed, interrupted, disk full)
+    after_partial: bool = False
 
     @property
     def regressed(self) -> bool:
         return any(c.kind == "regressed" for c in self.changes)
+
+    @property
+    def lost(self) -> int:
+        """(case, backend) pairs missing because the later run never finished: not a silence to pass over."""
+        return sum(1 for c in self.changes if c.kind == "removed") if self.after_partial else 0
+
+    def partial_note(self) -> str | None:
+        sides = [label for label, partial in ((self.before, self.before_partial), (self.after, self.after_partial))
+                 if partial]
+        if not sides:
+            return None
+        return (f"PARTIAL: {' and '.join(sides)} {'is a run' if len(sides) == 1 else 'are runs'} that did not finish "
+                f"(killed, interrupted or out of disk)"
+                + (f"; {self.lost} (case, backend) it never reached show as removed" if self.lost else ""))
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in ORDER}
@@ -62,17 +79,22 @@ class Comparison:
         return {k: v for k, v in out.items() if v}
 
 
-def load(path: Path) -> tuple[dict, Path]:
-    """A bundle from its folder, its results.json (journal folded in) or a `qdq pack` archive."""
-    path = Path(path)
+def load(path: Path, scratch: Path | None = None) -> tuple[dict, Path]:
+    """A bundle from its folder, its results.json (journal folded in) or a `qdq pack` archive (unpacked into a new
+    folder under `scratch`, which the caller removes when done; a temporary folder the caller owns)."""
+    path = given = Path(path)
     if path.is_file() and path.name.endswith((".tar.gz", ".tgz")):
         import tempfile
 
-        path = bundle_mod.unpack(path, Path(tempfile.mkdtemp(prefix="qdq-compare-")))
+        if scratch is None:
+            raise ValueError(f"{path}: a pack needs a scratch folder to be unpacked into")
+        path = bundle_mod.unpack(path, Path(tempfile.mkdtemp(prefix="pack-", dir=scratch)))
     folder = path.parent if path.is_file() else path
     if not (folder / "results.json").exists():
         raise FileNotFoundError(f"{path}: no results.json (a bundle folder or its results.json)")
-    return bundle_mod.load(folder), folder
+    doc = bundle_mod.load(folder)
+    doc["_label"] = str(given if given.name.endswith((".tar.gz", ".tgz")) else folder)
+    return doc, folder
 
 
 def _key(record: dict) -> tuple[str, str]:
@@ -81,7 +103,8 @@ def _key(record: dict) -> tuple[str, str]:
 
 def compare(before: tuple[dict, Path], after: tuple[dict, Path]) -> Comparison:
     (a, a_dir), (b, b_dir) = before, after
-    result = Comparison(str(a_dir), str(b_dir))
+    result = Comparison(str(a.get("_label", a_dir)), str(b.get("_label", b_dir)),
+                        before_partial=bool(a.get("partial")), after_partial=bool(b.get("partial")))
     old = {_key(r): r for r in a["records"]}
     new = {_key(r): r for r in b["records"]}
     for key in sorted(set(old) | set(new)):
@@ -140,8 +163,8 @@ def _drift(case_id, backend, sa, sb, ra, rb, a_dir: Path, b_dir: Path) -> Change
     try:
         oa = bundle_mod.record_outputs(a_dir, ra)
         ob = bundle_mod.record_outputs(b_dir, rb)
-    except (KeyError, OSError, ValueError) as exc:
-        change.detail = f"outputs differ (hash); stored outputs unreadable: {exc}"
+    except (KeyError, OutputsMissing) as exc:  # anything else a bundle claims and breaks ends the comparison
+        change.detail = f"outputs differ (hash); stored outputs not there: {exc}"
         return change
     worst_abs, worst_steps, parts = 0.0, None, []
     steps = rb.get("output_steps") or {}
@@ -175,21 +198,37 @@ def _row(c: Change) -> tuple[str, ...]:
             " ".join(c.detail.split()) + (f" ({c.link})" if c.link else ""))
 
 
+GROUP_OVER = 3  # changes of one kind, backend and status shown one line each up to this many, then as one line
+
+
 def terminal(comparisons: list[Comparison]) -> str:
-    lines = []
+    """Partial runs first, then per comparison its counts and changes: regressions one line each, other kinds with
+    the same backend and status change grouped into one line when there are more than GROUP_OVER."""
+    lines = [note for comp in comparisons for note in [comp.partial_note()] if note]
     for comp in comparisons:
         counts = comp.counts()
         lines.append(f"{comp.before} -> {comp.after}: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or
                                                           "no change") + f"; {comp.unchanged} unchanged")
+        groups: dict[tuple, list[Change]] = {}
         for c in comp.changes:
-            kind, case, backend, status, detail = _row(c)
-            lines.append(f"  {kind.upper() if kind == 'regressed' else kind:<14} {case} [{backend}] {status}"
-                         + (f": {detail}" if detail else ""))
+            key = (c.kind, c.backend, c.old, c.new) if c.kind != "regressed" else (c.kind, id(c))
+            groups.setdefault(key, []).append(c)
+        for members in groups.values():
+            if len(members) > GROUP_OVER:
+                kind, _, backend, status, _ = _row(members[0])
+                names = ", ".join(c.case_id for c in members[:GROUP_OVER])
+                lines.append(f"  {kind:<14} {len(members)} cases [{backend}] {status}: {names}, ... "
+                             f"(all of them: --md/--json)")
+                continue
+            for c in members:
+                kind, case, backend, status, detail = _row(c)
+                lines.append(f"  {kind.upper() if kind == 'regressed' else kind:<14} {case} [{backend}] {status}"
+                             + (f": {detail}" if detail else ""))
     return "\n".join(lines)
 
 
 def markdown(comparisons: list[Comparison]) -> str:
-    out = []
+    out = [f"> **{note}**\n" for comp in comparisons for note in [comp.partial_note()] if note]
     for comp in comparisons:
         counts = comp.counts()
         out += [f"### `{comp.before}` → `{comp.after}`", "",
@@ -223,5 +262,6 @@ def to_html(comparisons: list[Comparison]) -> str:
 
 def to_json(comparisons: list[Comparison]) -> str:
     return json.dumps([{"before": c.before, "after": c.after, "counts": c.counts(), "unchanged": c.unchanged,
-                        "regressed": c.regressed, "changes": [asdict(x) for x in c.changes]} for c in comparisons],
+                        "regressed": c.regressed, "before_partial": c.before_partial,
+                        "after_partial": c.after_partial, "lost": c.lost, "changes": [asdict(x) for x in c.changes]} for c in comparisons],
                       indent=1)

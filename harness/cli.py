@@ -7,6 +7,7 @@ for `validate`).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import shutil
@@ -86,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
     cmp_.add_argument("--html", type=Path, default=None, help="also write HTML")
     cmp_.add_argument("--json", type=Path, default=None, help="also write JSON")
+    cmp_.add_argument("--allow-partial", action="store_true",
+                      help="exit 0 even when a run that did not finish is missing (case, backend) pairs")
 
     exp = sub.add_parser("export", help="write a case as an ONNX model, with its inputs as .npy beside it")
     exp.add_argument("case", help="case id (docs/s1-per-tensor-int8) or case file (cases/docs/s1-per-tensor-int8.yaml)")
@@ -111,11 +114,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .bundlecheck import BundleError
+
     args = _parser().parse_args(argv)
-    return {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-            "import": cmd_import, "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack, "list": cmd_list,
-            "coverage": cmd_coverage,
-            "repro": cmd_repro, "report": cmd_report}[args.command](args)
+    command = {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
+               "import": cmd_import, "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack,
+               "list": cmd_list, "coverage": cmd_coverage, "repro": cmd_repro, "report": cmd_report}[args.command]
+    try:
+        return command(args)
+    except BundleError as exc:  # a bundle or pack that is not what it claims: one line, never a traceback
+        print(f"qdq {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            print(f"qdq {args.command}: disk full writing {exc.filename or 'a file'}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
 
 # --- run ------------------------------------------------------------------------------------------------------------
@@ -347,23 +361,32 @@ def cmd_report(args) -> int:
 # --- compare ------------------------------------------------------------------------------------------------------
 
 def cmd_compare(args) -> int:
-    """Exit 1 when a (case, backend) regressed between two consecutive bundles, else 0 (2: unreadable input)."""
+    """Exit 1 when a (case, backend) regressed between two consecutive bundles, or a run that did not finish is
+    missing pairs (unless --allow-partial), else 0 (2: unreadable input)."""
+    import tempfile
+
     from . import bundlediff
 
     if len(args.bundles) < 2:
         print("qdq compare: give two bundles or more, oldest first", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        loaded = [bundlediff.load(p) for p in args.bundles]
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"qdq compare: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    comparisons = [bundlediff.compare(a, b) for a, b in zip(loaded, loaded[1:])]
+    with tempfile.TemporaryDirectory(prefix="qdq-compare-") as scratch:  # packs unpacked here, removed after
+        try:
+            loaded = [bundlediff.load(p, Path(scratch)) for p in args.bundles]
+            comparisons = [bundlediff.compare(a, b) for a, b in zip(loaded, loaded[1:])]
+        except (OSError, ValueError) as exc:  # FileNotFoundError, BundleError: one line
+            print(f"qdq compare: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     print(bundlediff.terminal(comparisons))
     for path, render in ((args.md, bundlediff.markdown), (args.html, bundlediff.to_html), (args.json, bundlediff.to_json)):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(comparisons))
+    lost = sum(c.lost for c in comparisons)
+    if lost and not args.allow_partial:
+        print(f"qdq compare: {lost} (case, backend) missing from a run that did not finish; exit 1 "
+              "(--allow-partial to accept)", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
 
 

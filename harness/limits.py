@@ -18,3 +18,11 @@ MAX_EXPONENT = 4096  # |n| in `a**n`
 MAX_DECIMAL_EXPONENT = 400  # |e| in `1e-300`
 
 MAX_ID_PART = 100  # characters of a case name, a matrix key or value: each becomes part of a case id and a path
+
+# Bundles, packs and stored outputs are input too: `qdq compare` reads other machines' bundles (harness/bundlecheck.py).
+MAX_RESULTS_BYTES = 1 << 30  # results.json, and the journal (10,000 cases x 9 backends: about 60 MB)
+MAX_STORED_ARRAY_BYTES = MAX_ELEMENTS * 8  # one stored output array: the largest tensor a case makes, in float64
+MAX_NPZ_MEMBERS = 4096  # arrays in one stored .npz
+MAX_PACK_ENTRY_BYTES = 2 << 20  # one entry of a process's outputs pack (outputs up to 1 MiB go there)
+MAX_ARCHIVE_BYTES = 4 << 30  # what one `qdq pack` archive may unpack to
+MAX_ARCHIVE_MEMBERS = 1_000_000  # files in one `qdq pack` archive
