@@ -303,6 +303,26 @@ def render(model_name: str, cases: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+def graph_problem(graph) -> str | None:
+    """What makes a graph unreadable as a dataflow, or None: every input a node names must be a graph input, an
+    initializer or the output of an earlier node (ONNX requires topological order, so a cycle or a missing tensor
+    shows here), and every Quantize/Dequantize has its input and scale."""
+    known = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    for index, node in enumerate(graph.node):
+        label = f"node {node.name or index!r} ({node.op_type})"
+        if node.op_type in QDQ_OPS and (len(node.input) < 2 or not node.input[0] or not node.input[1]):
+            return f"{label} lacks its input or its scale (ONNX requires both)"
+        missing = next((name for name in node.input if name not in known), None)
+        if missing is not None:
+            return (f"{label} reads {missing!r}, which no earlier node, initializer or graph input makes (a cycle, "
+                    "nodes out of topological order, or a missing tensor)")
+        known.update(node.output)
+    return None
+
+
 def import_command(source: str, output: Path | None, force: bool = False) -> tuple[int, str]:
     """`qdq import model.onnx [-o DIR]` (default cases/imported/<model name>)."""
     import onnx
@@ -320,9 +340,16 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
         model = onnx.load(str(path))
     except Exception as exc:
         return 2, f"{source}: not a readable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-    files, infos = _Files(), value_infos(model)
-    cases = configurations(model, path.name, files, infos)
-    cases += layer_cases(model, path.name, files, len(cases), infos)
+    problem = graph_problem(model.graph)
+    if problem:
+        return 2, f"{source}: {problem}; nothing written"
+    try:
+        files, infos = _Files(), value_infos(model)
+        cases = configurations(model, path.name, files, infos)
+        cases += layer_cases(model, path.name, files, len(cases), infos)
+    except Exception as exc:  # the last guard: a model the importer does not understand is one line, not a traceback
+        return 2, (f"{source}: the importer failed on this model ({type(exc).__name__}: {str(exc)[:200]}); nothing "
+                   "written; please report it with the model")
     if not cases:
         return 1, f"{source}: no QuantizeLinear/DequantizeLinear with a constant scale found; nothing written"
     ownership.claim(out, ownership.IMPORT_MARKER, f"qdq import {path.name}")
