@@ -151,17 +151,24 @@ class OutputStore:
     the append names a complete entry), a file each for large ones."""
 
     def __init__(self, out_dir: Path):
+        from .budget import Allowance
+
         self.out_dir = Path(out_dir)
         self._pack = None
         self._name = f"outputs/p{os.getpid()}-{os.urandom(4).hex()}{PACK_SUFFIX}"
         self._offset = 0
+        self.allowance = Allowance(self.out_dir)
 
     def save(self, case_id: str, backend: str, outputs: dict[str, np.ndarray]) -> dict:
-        """The record's fields naming the stored outputs: `outputs_file`, and `outputs_range` in a pack."""
-        if sum(np.asarray(v).nbytes for v in outputs.values()) > PACK_LIMIT:
+        """The record's fields naming the stored outputs: `outputs_file`, and `outputs_range` in a pack. Raises
+        budget.OutputBudgetExceeded when the run's output budget has no room for them (nothing written)."""
+        nbytes = sum(np.asarray(v).nbytes for v in outputs.values())
+        if nbytes > PACK_LIMIT:
+            self.allowance.take(nbytes + 1024 * (len(outputs) + 1))  # the arrays and their .npz headers
             path = save_outputs(self.out_dir, case_id, backend, outputs)
             return {"outputs_file": path.relative_to(self.out_dir).as_posix()}
         data = encode_npz(outputs)
+        self.allowance.take(len(data))
         if self._pack is None:
             (self.out_dir / "outputs").mkdir(parents=True, exist_ok=True)
             self._pack = open(self.out_dir / self._name, "ab")
@@ -307,6 +314,7 @@ class BundleWriter:
             self.doc["resumed"] = previous.get("resumed", 0) + 1
         self.journal = open(self.out_dir / JOURNAL, "a" if previous is not None else "w", encoding="utf-8")
         self._last_flush = 0.0
+        self.disk_full: str | None = None  # why writing stopped: the run ends, partial, and says so
         self.flush()
 
     def recorded(self) -> set[str]:
@@ -318,8 +326,7 @@ class BundleWriter:
     def add(self, record: dict, text: str | None = None) -> None:
         """`text`: the record as JSON already (as it came from a worker), written to the journal as it is."""
         if text is not None and text.startswith("{") and len(text) > 2:
-            self.journal.write('{"event": "record", ' + text[1:] + "\n")
-            self.journal.flush()
+            self._write_journal('{"event": "record", ' + text[1:] + "\n")
         else:
             self._journal({"event": "record", **record})
         _fold(self.doc, record)
@@ -327,21 +334,44 @@ class BundleWriter:
             self.flush()
 
     def _journal(self, entry: dict) -> None:
-        self.journal.write(json.dumps(entry, default=json_default) + "\n")
-        self.journal.flush()  # in the OS's hands: survives this process being killed
+        self._write_journal(json.dumps(entry, default=json_default) + "\n")
+
+    def _write_journal(self, line: str) -> None:
+        try:
+            self.journal.write(line)
+            self.journal.flush()  # in the OS's hands: survives this process being killed
+        except OSError as exc:
+            self._full(exc)
+
+    def _full(self, exc: OSError) -> None:
+        """A write that failed for lack of room is the end of the run (kept partial), not a crash."""
+        from .budget import disk_full
+
+        if not disk_full(exc):
+            raise exc
+        self.disk_full = f"disk full writing {self.out_dir}"
 
     def flush(self) -> None:
         self._last_flush = time.monotonic()
-        write_json(self.out_dir / "results.json", self.doc)
+        try:
+            write_json(self.out_dir / "results.json", self.doc)
+        except OSError as exc:
+            self._full(exc)
 
     def finish(self, exit_status: int, complete: bool) -> None:
         finalise(self.doc)
         self.doc["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.doc["exit_status"] = exit_status
+        complete = complete and not self.disk_full  # a journal line may be missing: never called complete
         self.doc["partial"] = not complete
+        if self.disk_full:
+            self.doc["stopped"] = self.disk_full
         self.flush()
-        self.journal.close()
-        if complete:  # results.json holds all of it now (`load` reads the journal of a partial bundle only)
+        try:
+            self.journal.close()
+        except OSError as exc:
+            self._full(exc)
+        if complete and not self.disk_full:  # results.json holds all of it now (`load` reads the journal of a partial bundle only)
             (self.out_dir / JOURNAL).unlink(missing_ok=True)
 
 

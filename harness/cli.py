@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="read every case file afresh (default: unchanged files from the cache folder's parse cache)")
     run.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
     run.add_argument("--no-report", action="store_true", help="skip the Allure HTML report")
+    run.add_argument("--output-budget", default=None, metavar="SIZE",
+                     help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk); "
+                          "a case whose outputs do not fit is that case's error, the rest runs")
 
     rpt = sub.add_parser("report", help="generate the Allure HTML report of a finished run")
     rpt.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"))
@@ -140,7 +143,7 @@ MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
 
 
 def cmd_run(args) -> int:
-    from . import bundle, ownership, summary
+    from . import budget, bundle, ownership, summary
     from .bundle import out_dir_problem
 
     paths = args.paths or [Path("cases")]
@@ -178,6 +181,11 @@ def cmd_run(args) -> int:
     if signalled:
         print(f"qdq run: interrupted ({signal.Signals(signalled).name}); the bundle in {out} is partial", file=sys.stderr)
         return 128 + signalled
+    full = budget.low_on_disk(out)
+    if full:  # the run stopped itself before the disk filled up (or could not write): no report, no comparison
+        print(f"qdq run: {full}; the run stopped, what was written is kept, the bundle in {out} is partial",
+              file=sys.stderr)
+        return EXIT_FAILED
     if code in (4, 5):  # pytest: usage error, no tests collected
         print("qdq run: " + ("no cases collected" if code == 5 else "usage error"), file=sys.stderr)
         return EXIT_USAGE
@@ -266,6 +274,8 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args.append("--qdq-resume")
     if args.no_parse_cache:
         pytest_args.append("--qdq-no-parse-cache")
+    if args.output_budget:
+        pytest_args += ["--qdq-output-budget", args.output_budget]
     return pytest_args
 
 

@@ -25,6 +25,7 @@ class RunConfig:
     cache_dir: str = ""  # parsed case files, engines and timing caches
     tier: str = "quick"  # "full" adds cases marked `tier: full`
     reference: str = DEFAULT_REFERENCE  # the backend whose outcome `expect: reference` compares against
+    output_budget: int | None = None  # bytes of stored outputs for the whole run; None: harness/budget.py's default
 
     @classmethod
     def defaults(cls) -> "RunConfig":

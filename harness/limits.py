@@ -26,3 +26,7 @@ MAX_NPZ_MEMBERS = 4096  # arrays in one stored .npz
 MAX_PACK_ENTRY_BYTES = 2 << 20  # one entry of a process's outputs pack (outputs up to 1 MiB go there)
 MAX_ARCHIVE_BYTES = 4 << 30  # what one `qdq pack` archive may unpack to
 MAX_ARCHIVE_MEMBERS = 1_000_000  # files in one `qdq pack` archive
+
+# What a run writes (harness/budget.py).
+OUTPUT_BUDGET_BYTES = 16 << 30  # stored outputs of one run, by default (or half the free disk, whichever is less)
+DISK_RESERVE_BYTES = 32 << 20  # a run stops (bundle partial, "disk full") before the disk has less than this free

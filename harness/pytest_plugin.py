@@ -100,6 +100,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only cases carrying this tag (repeatable: any of them); invalid case files always run")
     group.addoption("--qdq-resume", action="store_true",
                     help="continue the bundle in --qdq-out: items it already records are not run again")
+    group.addoption("--qdq-output-budget", default=None, metavar="SIZE",
+                    help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk, "
+                         "whichever is less); a case whose outputs do not fit is that case's error")
     group.addoption("--qdq-force", action="store_true",
                     help="write the bundle into --qdq-out even when it holds files the harness did not write")
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
@@ -107,11 +110,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def run_config(config: pytest.Config) -> RunConfig:
     """The run configuration, from pytest's options (their defaults from the environment, harness/config.py)."""
+    from .budget import parse_size
+
     timeout = config.getoption("--qdq-timeout")
+    budget = config.getoption("--qdq-output-budget")
+    try:
+        budget = parse_size(budget) if budget is not None else None
+    except ValueError:
+        raise pytest.UsageError(f"--qdq-output-budget {budget!r}: give a size such as 8G, 500M or 1000000") from None
     return RunConfig(opset=config.getoption("--qdq-opset"),
                      timeout_s=timeout if timeout is not None else default_timeout(),
                      cache_dir=config.getoption("--qdq-cache") or default_cache(),
-                     tier=config.getoption("--qdq-tier"), reference=config.getoption("--qdq-reference"))
+                     tier=config.getoption("--qdq-tier"), reference=config.getoption("--qdq-reference"),
+                     output_budget=budget)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -166,6 +177,9 @@ def pytest_configure(config: pytest.Config) -> None:
         state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends),
                                                resume=config.getoption("--qdq-resume"), run_config=run.as_dict())
         (state.out_dir / RESUME_DONE).write_text(json.dumps(sorted(state.writer.recorded())))
+        from . import budget
+
+        budget.start(state.out_dir, run.output_budget, resume=config.getoption("--qdq-resume"))
         config.pluginmanager.register(BundleReporter(state, config), "qdq-bundle")
         _terminate_like_interrupt()
     state.executor = Executor(run, state.out_dir)
@@ -510,9 +524,29 @@ class BundleReporter:
         self.writer = state.writer
         self.config = config
         self.cross: list[dict] = []
+        self.session: pytest.Session | None = None
+        self.stopping: str | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
 
     def pytest_runtest_logstart(self, nodeid: str, location) -> None:
         self.writer.started(_stable(nodeid))
+        self._watch_disk()
+
+    def _watch_disk(self) -> None:
+        """Stop the run before the disk is full (a full disk breaks every writer, Allure's too): the bundle is kept,
+        marked partial, and says why."""
+        from .budget import low_on_disk
+
+        problem = self.writer.disk_full or low_on_disk(self.state.out_dir)
+        if problem and not self.stopping:
+            self.stopping = problem
+            self.writer.disk_full = problem
+            self.session.shouldstop = problem
+            dsession = self.config.pluginmanager.getplugin("dsession")  # pytest-xdist's controller
+            if dsession is not None:
+                dsession.shouldstop = problem
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown" and not report.failed:
@@ -533,7 +567,8 @@ class BundleReporter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR) and not session.shouldstop
+        complete = (exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+                    and not session.shouldstop and not self.writer.disk_full)
         if complete and len(self.state.backends) >= 2:
             from .crossdiff import stored_cross_backend
 
@@ -545,6 +580,10 @@ class BundleReporter:
             if any(r["status"] in ("fail", "error") for r in self.cross) and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.writer.finish(int(session.exitstatus), complete)
+        if self.writer.disk_full:
+            session.config.get_terminal_writer().line(f"qdq: {self.writer.disk_full}; the run stopped, what was "
+                                                      "written is kept, the bundle is partial", red=True)
+            return
         from . import summary
 
         summary.write(self.writer.out_dir, self.writer.doc)

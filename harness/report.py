@@ -29,6 +29,7 @@ from .verdict import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 256  # tensors up to this many elements are attached as full CSV tables
+MAX_ATTACHMENT = 1 << 20  # characters or bytes of one attachment (a repro script with data inline, a model)
 _GA = re.compile(r'<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>\s*'
                  r'<script>\s*window\.dataLayer.*?</script>', re.S)
 
@@ -237,9 +238,17 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
         script = instance(backend).repro(case) if backend in _backend_names() else None
     except Exception as exc:  # a case the backend's script writer cannot express: say so, never fail the item
         script = f"# no repro script: {type(exc).__name__}: {exc}\n"
+    if script and len(script) > MAX_ATTACHMENT:  # large inline data: the report stays small, the command gives it
+        script = (f"# The repro script is {len(script):,} characters (the case's data inline), over the report's "
+                  f"{MAX_ATTACHMENT:,} per attachment: `qdq repro {case.id} --backend {backend} -o repro.py`\n")
     if script:
         allure.attach(script, name=f"repro-{backend}.py", attachment_type=allure.attachment_type.TEXT)
     for name, data in (outcome.artifacts if outcome is not None else {}).items():
+        if len(data) > MAX_ATTACHMENT:
+            allure.attach(f"{name} is {len(data):,} bytes, over the report's {MAX_ATTACHMENT:,} per attachment: "
+                          f"`qdq export {case.id} -o model.onnx` writes it", name=f"{name} (not attached)",
+                          attachment_type=allure.attachment_type.TEXT)
+            continue
         allure.attach(data, name=name, extension=name.rsplit(".", 1)[-1])
     if verdict.kind == "numeric-mismatch" and outcome is not None and outcome.outputs:
         from .crossdiff import pair_diff

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import backend as backends_mod
 from . import bundle as bundle_mod
+from .budget import OutputBudgetExceeded, disk_full
 from .case import Case
 from .config import RunConfig
 from .execute import Outcome, execute
@@ -153,7 +154,15 @@ class Executor:
             extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)
             extra["output_steps"] = output_steps(case)
         if self.outputs is not None and outcome.outputs is not None:
-            extra.update(self.outputs.save(case.id, name, outcome.outputs))
+            try:
+                extra.update(self.outputs.save(case.id, name, outcome.outputs))
+            except OutputBudgetExceeded as exc:  # this case's error; the rest runs
+                verdict = make("output-not-stored", f"{exc}; the verdict would have been {verdict.status}")
+            except OSError as exc:
+                if not disk_full(exc):
+                    raise
+                verdict = make("output-not-stored", f"disk full writing {self.out_dir}/outputs; the verdict would "
+                                                    f"have been {verdict.status}")
         return verdict, avail.version, outcome, extra
 
     def execute(self, name: str, case: Case) -> Outcome:

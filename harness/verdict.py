@@ -37,6 +37,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "documentation-deviation": ("xfail", "DOCUMENTATION-DEVIATION", "the contract's values differ from a document's printed ones"),
     "ran-unquantized": ("fail", "RAN-UNQUANTIZED", "a layer the case expects in INT8/FP8 ran in float (the engine inspector)"),
     "backend-crash": ("error", "BACKEND-CRASH", "the backend or the harness crashed"),
+    "output-not-stored": ("error", "OUTPUT-NOT-STORED", "the outputs could not be stored: the run's output budget is "
+                                                        "spent, or the disk is full"),
     "invalid-case-file": ("fail", "INVALID-CASE-FILE", "the case file does not load"),
     "skipped": ("skip", "SKIPPED", "the backend cannot run this case here"),
 }
