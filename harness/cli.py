@@ -423,6 +423,10 @@ def cmd_matrix(args) -> int:
     if not environments:
         print("qdq matrix: name versions, e.g. --onnxruntime 1.30.0 --onnxruntime 1.32.0", file=sys.stderr)
         return EXIT_USAGE
+    bad = next((env for env in environments if matrix.version_problem(env.version)), None)
+    if bad is not None:  # before any environment is made: a version names a folder and a pip requirement
+        print(f"qdq matrix: --{bad.option} {bad.version!r}: {matrix.version_problem(bad.version)}", file=sys.stderr)
+        return EXIT_USAGE
     cache = args.cache or Path(default_cache())
     try:
         results = matrix.run(environments, [str(p) for p in args.paths], args.out, cache, [])

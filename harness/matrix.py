@@ -42,9 +42,30 @@ def families() -> dict[str, dict]:
     return found
 
 
+def version_problem(version: str) -> str | None:
+    """Why `version` is not one exact release to install (a PEP 440 version, as pip pins it), or None."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(version)
+    except InvalidVersion:
+        return "not a PEP 440 version (e.g. 1.32.0, 10.16.0.72, 1.7.0rc1); nothing was made"
+    if version != version.strip() or "/" in version or "\\" in version:
+        return "not a plain version; nothing was made"
+    return None
+
+
 def venv_for(env: Environment, cache: Path, log) -> Path:
-    """The cached virtual environment of one pinned version, made on first use."""
-    folder = cache / "venvs" / f"{env.name}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    """The cached virtual environment of one pinned version, made on first use; one that fails to install is
+    removed, not left half made."""
+    import shutil
+
+    if version_problem(env.version):
+        raise RuntimeError(f"[{env.name}] {version_problem(env.version)}")
+    venvs = cache / "venvs"
+    folder = venvs / f"{env.name}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    if os.path.commonpath([os.path.abspath(folder), os.path.abspath(venvs)]) != os.path.abspath(venvs):
+        raise RuntimeError(f"[{env.name}] would be made outside {venvs}")
     done = folder / ".qdq-complete"
     if done.exists():
         return folder
@@ -55,6 +76,7 @@ def venv_for(env: Environment, cache: Path, log) -> Path:
     pip = [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     installed = subprocess.run([*pip, "-e", str(REPO), *requirements], capture_output=True, text=True)
     if installed.returncode != 0:
+        shutil.rmtree(folder, ignore_errors=True)
         raise RuntimeError(f"[{env.name}] pip install {' '.join(requirements)} failed: {installed.stderr.strip()[-1500:]}")
     done.write_text(json.dumps({"requirements": requirements}))
     return folder

@@ -169,3 +169,18 @@ def test_import_into_a_folder_holding_a_qdq_yaml_it_did_not_write_is_refused(tmp
     assert run_qdq("import", str(model), "-o", str(again)).returncode == 0  # its own folder: written again
     assert run_qdq("import", str(model), "-o", str(out), "--force").returncode == 0
     assert (out / "qdq.yaml").read_text() != "# my own cases\n"
+
+
+# --- item 9: matrix versions are checked before anything is made -------------------------------------------------
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("version", ["../../x", "latest", "1.2; rm -rf /", " 1.0", "1.0/..", ">=1.20"])
+def test_a_matrix_version_that_is_not_pep_440_is_refused_before_anything_is_made(tmp_path, version):
+    cache = tmp_path / "cache"
+    done = run_qdq("matrix", "cases/docs", "--onnxruntime", "1.32.0", "--onnxruntime", version,
+                   "--cache", str(cache), "--out", str(tmp_path / "m"))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert repr(version) in done.stderr and "nothing was made" in done.stderr
+    assert not cache.exists() and not (tmp_path / "m").exists()
