@@ -500,6 +500,18 @@ def pack(out_dir: Path, target: Path, with_report: bool = False) -> Path:
     return target
 
 
+def is_pack(path: Path) -> bool:
+    """Whether `path` is an archive `pack` wrote (its first member is bundle/results.json): one it may replace."""
+    import tarfile
+
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            first = tar.next()
+            return first is not None and first.name == "bundle/results.json"
+    except (tarfile.TarError, OSError, EOFError):
+        return False
+
+
 def unpack(archive: Path, into: Path) -> Path:
     """A packed bundle extracted safely: sizes checked first, then tarfile's `data` filter (no links out, no
     absolute paths, no devices); see harness/bundlecheck.py."""

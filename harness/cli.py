@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     pk.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"), help="the bundle folder")
     pk.add_argument("-o", "--output", type=Path, default=None, help="the archive (default: DIR.tar.gz beside it)")
     pk.add_argument("--with-report", action="store_true", help="include the HTML report (large)")
+    pk.add_argument("--force", action="store_true", help="replace -o even when it is not a qdq pack")
 
     cmp_ = sub.add_parser("compare", help="runs side by side: each bundle against the one before it")
     cmp_.add_argument("bundles", nargs="+", type=Path, help="bundle folders or their results.json, oldest first")
@@ -407,6 +408,9 @@ def cmd_pack(args) -> int:
         print(f"qdq pack: no results.json in {args.out} (run `qdq run --out {args.out}` first)", file=sys.stderr)
         return EXIT_USAGE
     target = args.output or args.out.with_name(args.out.name + ".tar.gz")
+    if target.exists() and not args.force and not bundle.is_pack(target):
+        print(f"qdq pack: {target} exists and is not a qdq pack; choose another -o, or pass --force", file=sys.stderr)
+        return EXIT_USAGE
     bundle.pack(args.out, target, args.with_report)
     print(f"{target}: {target.stat().st_size:,} bytes (compare it with `qdq compare {target} OTHER`)")
     return EXIT_OK

@@ -184,3 +184,17 @@ def test_a_matrix_version_that_is_not_pep_440_is_refused_before_anything_is_made
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert repr(version) in done.stderr and "nothing was made" in done.stderr
     assert not cache.exists() and not (tmp_path / "m").exists()
+
+
+def test_pack_replaces_its_own_archive_but_not_a_file_it_did_not_write(tmp_path):
+    cases = _small_case(tmp_path)
+    out = tmp_path / "out"
+    assert run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report").returncode == 0
+    mine = tmp_path / "notes.tar.gz"
+    mine.write_text("my notes")
+    done = run_qdq("pack", str(out), "-o", str(mine))
+    assert done.returncode == 2 and "not a qdq pack" in done.stderr and mine.read_text() == "my notes"
+    ours = tmp_path / "ours.tar.gz"
+    assert run_qdq("pack", str(out), "-o", str(ours)).returncode == 0
+    assert run_qdq("pack", str(out), "-o", str(ours)).returncode == 0  # its own archive: replaced
+    assert run_qdq("pack", str(out), "-o", str(mine), "--force").returncode == 0
