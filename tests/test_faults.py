@@ -111,11 +111,13 @@ def test_sigkill_loses_no_finished_item(tmp_path, site):
 def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, site):
     out = tmp_path / "out"
     markers = Path(site["QDQ_TEST_MARKERS"])
+    gate = tmp_path / "go"  # the first run waits in its first item until the second has been refused
     first = _start([sys.executable, "-m", "harness.cli", "run", "cases/docs", "--backend", "slow", "--out", str(out),
-                    "--no-report"], site)
+                    "--no-report"], {**site, "QDQ_TEST_GATE": str(gate)})
     _wait_for_markers(markers, 1)
     second = run_qdq("run", "cases/docs", "--backend", "numpy", "--out", str(out), "--no-report", env=site)
-    assert second.returncode == 2 and "in use by another run" in second.stderr
+    gate.touch()
+    assert second.returncode == 2 and "in use by another run" in second.stderr, second.stderr
     assert "Traceback" not in second.stderr
     stdout, stderr = first.communicate(timeout=120)
     assert first.returncode == 0, stderr

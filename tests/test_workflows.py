@@ -54,3 +54,15 @@ def test_the_cpu_workflow_runs_the_ci_script_and_nightly_compares():
     assert "bash .ci/nightly-gpu" in nightly
     script = (REPO / ".ci" / "nightly-gpu").read_text()
     assert "qdq\" compare" in script and "qdq\" run" in script
+
+
+def test_the_nightly_workflow_names_no_version_and_checks_for_every_tool_it_needs():
+    import re
+
+    text = (REPO / ".github" / "workflows" / "nightly-gpu.yml").read_text()
+    doc = (REPO / "docs" / "nightly-ci.md").read_text()
+    assert not re.search(r"\d+\.\d+\.\d+\.\d+", text), "a TensorRT version is written in the workflow"
+    versions = json.loads((REPO / ".ci" / "tensorrt-versions.json").read_text())
+    assert versions and all(re.fullmatch(r"\d+(\.\d+)+", v) for v in versions)
+    assert "gh run" in text and "command -v gh" in text and "`gh`" in doc  # a fresh runner says what it lacks
+    assert "--status success" not in text  # the previous night, red or green, as the doc says
