@@ -28,6 +28,7 @@ class Availability:
     available: bool
     version: str | None
     reason: str  # why it is unavailable; empty when available
+    kind: str = "not-installed"  # the skip kind of its cases when unavailable (harness/skips.py), e.g. "no-gpu"
 
 
 class Runner(abc.ABC):

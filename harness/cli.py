@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--backend", required=True)
     rep.add_argument("-o", "--output", type=Path, default=None, help="script path (default: print it)")
     rep.add_argument("--cases", type=Path, default=Path("cases"))
+    rep.add_argument("--opset", type=int, default=None,
+                     help="ONNX opset for the ONNX-based backends' scripts, as `qdq run --opset` (default: the case's)")
     return p
 
 
@@ -610,8 +612,14 @@ def cmd_repro(args) -> int:
         print(f"qdq repro: unknown backend {args.backend!r}; installed: {', '.join(discover())}", file=sys.stderr)
         return EXIT_USAGE
     case = find_case(args.case, args.cases)
-    try:
-        script = instance(args.backend).repro(case)
+    from dataclasses import replace
+
+    from .config import RunConfig
+
+    backend = instance(args.backend)
+    try:  # the run configuration a `qdq run` with the same options would give the backend
+        backend.configure(replace(RunConfig.defaults(), opset=args.opset))
+        script = backend.repro(case)
     except ValueError as exc:  # a case this backend's script writer cannot express: say why
         print(f"qdq repro: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -105,7 +105,7 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
     if len(produced) < 2:
         others = ", ".join(f"{n}: {'refused' if o.error else 'crashed' if o.crash else 'no outputs'}"
                            for n, (_, o) in outcomes.items() if n not in produced) or "none ran"
-        return make("skipped", f"fewer than two backends produced outputs ({others})"), []
+        return make("skipped", f"fewer than two backends produced outputs ({others})", skip_kind="fewer-backends"), []
     info = NetworkInfo(case)
     tolerance = case.expect.tolerance if case.expect.kind in ("values", "reference") else Tolerance("exact")
     fusable = any(layer.op in FUSABLE for layer in case.network)

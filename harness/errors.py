@@ -55,6 +55,7 @@ class QdqError(Exception):
 class BuiltNotRun(Exception):
     """The backend built the case (a real build verdict) but cannot run it here, e.g. no GPU: values are a skip."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, kind: str = "no-gpu"):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind  # the skip kind (harness/skips.py): no-gpu, or unsupported-gpu

@@ -23,6 +23,7 @@ class Outcome:
     crash: str | None = None  # traceback of an exception that is not a QdqError: a bug or a backend crash
     skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
     built_not_run: str | None = None  # built for real, not run (no GPU): a build verdict, values unknown
+    skip_kind: str | None = None  # the kind of `skip` or `built_not_run` (harness/skips.py)
     details: dict = field(default_factory=dict)  # what the runner reports: ONNX opset, TensorRT typing, layer precisions
     artifacts: dict[str, bytes] = field(default_factory=dict)  # files the runner built (model.onnx), for the report
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
@@ -57,9 +58,9 @@ def execute(backend: Backend, case: Case) -> Outcome:
     except QdqError as exc:
         outcome.error = exc
     except BuiltNotRun as exc:
-        outcome.built_not_run = exc.reason
+        outcome.built_not_run, outcome.skip_kind = exc.reason, exc.kind
     except data_mod.DataError as exc:
-        outcome.skip = f"inputs not materialised: {exc}"
+        outcome.skip, outcome.skip_kind = f"inputs not materialised: {exc}", "data-limit"
     except Exception:
         outcome.crash = traceback.format_exc()
     if runner is not None:

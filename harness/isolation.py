@@ -267,7 +267,8 @@ def outcome_from(answer: dict) -> Outcome:
         outputs=decode_arrays(answer.get("outputs")),
         error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
         crash=answer.get("crash"), inputs=decode_arrays(answer.get("inputs")) or {}, seconds=answer.get("seconds", 0.0),
-        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"), details=answer.get("details") or {},
+        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"), skip_kind=answer.get("skip_kind"),
+        details=answer.get("details") or {},
         artifacts={k: base64.b64decode(v) for k, v in (answer.get("artifacts") or {}).items()},
         timings=answer.get("timings") or {},
     )
@@ -276,7 +277,8 @@ def outcome_from(answer: dict) -> Outcome:
 def answer_for(outcome: Outcome) -> dict:
     return {"outputs": encode_arrays(outcome.outputs), "error": outcome.error.as_dict() if outcome.error else None,
             "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
-            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "details": outcome.details,
+            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "skip_kind": outcome.skip_kind,
+            "details": outcome.details,
             "artifacts": {k: base64.b64encode(v).decode() for k, v in outcome.artifacts.items()},
             "timings": outcome.timings}
 

@@ -33,7 +33,7 @@ import pytest
 
 from . import backend as backends_mod
 from . import bundle as bundle_mod
-from . import ownership
+from . import ownership, skips
 from .case import Case
 from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
 from .parsecache import ParseCache
@@ -445,7 +445,7 @@ class _QdqItem(pytest.Item):
         if verdict.status == "pass":
             return
         if verdict.status == "skip":
-            pytest.skip(verdict.reason)
+            pytest.skip(f"{skips.tag(verdict.skip_kind)} {verdict.reason}")
         if verdict.status == "xfail":
             pytest.xfail(verdict.message)
         if verdict.status == "error":

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .skips import SKIP_KINDS, tag
 from .verdict import KINDS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -37,16 +38,9 @@ _GA = re.compile(r'<script async src="https://www\.googletagmanager\.com/gtag/js
 # writes as "skipped"; `mark_declared_deviations` makes it "unknown" so a known deviation never looks like a
 # backend that did not run (Allure shows "unknown" as its own colour, and the categories name it).
 _ALLURE_STATUS = {"fail": "failed", "error": "broken", "xfail": "unknown", "skip": "skipped"}
-_SKIP_CATEGORIES = [
-    ("skipped: backend unavailable", r"unavailable: "),
-    ("skipped: GPU that cannot run the engine", r"cannot run TensorRT-RTX engines"),
-    ("skipped: engine built, no GPU to run it", r"engine built"),
-    ("skipped: feature the backend lacks", r"even in a valid twin|cannot feed"),
-    ("skipped: version requirement", r"needs \S+ [<>=!~]"),
-    ("skipped: tier or data limit", r"inputs not materialised|refusing to materialise"),
-    ("skipped: fewer than two backends ran", r"fewer than two backends"),
-    ("skipped: other reason", r""),  # every skipped result gets a category
-]
+# Skips by their typed kind (harness/skips.py): every skip's message starts with its tag, e.g. `[no-gpu]`.
+_SKIP_CATEGORIES = [(f"skipped: {label}", re.escape(tag(kind))) for kind, label in SKIP_KINDS.items() if kind != "other"]
+_SKIP_CATEGORIES.append(("skipped: other reason", r""))  # every skipped result gets a category
 
 
 def categories() -> list[dict]:

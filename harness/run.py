@@ -41,6 +41,7 @@ class Record:
     metrics: dict = field(default_factory=dict)
     backend_version: str | None = None
     seconds: float = 0.0
+    skip_kind: str | None = None  # a skip's typed kind (harness/skips.py)
     timings: dict | None = None  # seconds per phase: load (a TensorRT build or engine-cache read), activate, infer
     inputs_hash: str | None = None
     error: dict | None = None
@@ -133,18 +134,18 @@ class Executor:
         extra fields (timing, inputs hash, refusal, details, outputs file)."""
         avail = backends_mod.availability(name)
         if not avail.available:
-            return make("skipped", f"{name} unavailable: {avail.reason}"), avail.version, None, {}
+            return make("skipped", f"{name} unavailable: {avail.reason}", skip_kind=avail.kind), avail.version, None, {}
         requirement = case.unmet_requirement(name, avail.version)
         if requirement:
             return make("skipped", f"needs {name} {requirement.selector.version} (have {avail.version}): "
-                                   f"{requirement.reason}"), avail.version, None, {}
+                                   f"{requirement.reason}", skip_kind="version"), avail.version, None, {}
         backend = self.backend(name)
         if backend.isolated:
             lacking, outcome = self.workers.run(name, backend, case)
         else:
             lacking, outcome = self._run_in_process(name, backend, case)
         if lacking:
-            return make("skipped", lacking), avail.version, None, {}
+            return make("skipped", lacking, skip_kind="feature-missing"), avail.version, None, {}
         verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
                         reference_name=self.config.reference)
         extra = {"seconds": round(outcome.seconds, 6), "timings": outcome.timings or None,

@@ -16,6 +16,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+from . import skips
 from .bundle import atomic_write
 
 # (mark, meaning) per cell class, in legend order.
@@ -43,15 +44,9 @@ def cell_class(record: dict) -> str:
         return "doc-deviation" if record.get("kind") == "documentation-deviation" else "deviation"
     if status != "skip":
         return status
-    if "unavailable: " in reason:
-        return "not-installed"
-    if reason.startswith("engine built") or "cannot run TensorRT-RTX engines" in reason:
-        return "built"
-    if "valid twin" in reason or "cannot feed" in reason:
-        return "unsupported"
-    if re.match(r"needs \S+ [<>=!~]", reason):
-        return "version"
-    return "skip"
+    kind = skips.kind_of(record)
+    return {"not-installed": "not-installed", "no-gpu": "not-installed", "built-not-run": "built",
+            "unsupported-gpu": "built", "feature-missing": "unsupported", "version": "version"}.get(kind, "skip")
 
 
 def worst(record: dict) -> float | None:

@@ -52,14 +52,18 @@ class Verdict:
     expectation: str = ""
     override: str | None = None
     metrics: dict = field(default_factory=dict)
+    skip_kind: str | None = None  # a skip's typed kind (harness/skips.py), given by the backend or the gate
 
     @property
     def message(self) -> str:
         return f"{KINDS[self.kind][1]}: {self.reason}"
 
     def as_dict(self) -> dict:
-        return {"status": self.status, "kind": self.kind, "reason": self.reason, "expectation": self.expectation,
-                "override": self.override, "metrics": self.metrics}
+        out = {"status": self.status, "kind": self.kind, "reason": self.reason, "expectation": self.expectation,
+               "override": self.override, "metrics": self.metrics}
+        if self.status == "skip":
+            out["skip_kind"] = self.skip_kind or "other"
+        return out
 
 
 def make(kind: str, reason: str, **kw) -> Verdict:
@@ -138,57 +142,40 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
 def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
           reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
     verdict = _judge(case, backend, version, outcome, reference, reference_name)
-    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layer_formats"):
-        problem = unquantized(case.runs_quantized, outcome.details["layer_formats"])
+    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layer_types"):
+        problem = unquantized(case.runs_quantized, outcome.details["layer_types"],
+                              outcome.details.get("engine_layers", []))
         if problem:
             return make("ran-unquantized", problem, metrics=verdict.metrics)
     return verdict
 
 
-_QUANTIZED_FORMAT = re.compile(r"Int8|INT8|FP8|Fp8|Int4|INT4|FP4")
-
-
-def layer_formats(inspector_json: str) -> dict[str, list[str]]:
-    """Engine layer name -> the "Format/Datatype" of its inputs, from the engine inspector's JSON (DETAILED
-    verbosity: an engine layer's name joins the network layers it fused with " + "). Empty when it is not JSON."""
-    import json
-
-    try:
-        layers = json.loads(inspector_json).get("Layers", [])
-    except (ValueError, AttributeError):
-        return {}
-    return {str(layer.get("Name", "")): [str(t.get("Format/Datatype", "")) for t in layer.get("Inputs", [])
-                                         if isinstance(t, dict)]
-            for layer in layers if isinstance(layer, dict)}
-
-
-def unquantized(names: list[str], formats: dict[str, list[str]]) -> str | None:
-    """Which of the case's layers the engine runs in a float precision (`layer_formats`). A silent float fallback
-    gives the same values (NVIDIA/TensorRT#4833); this sees it."""
+def unquantized(names: list[str], layer_types: dict[str, list[str]], engine_layers: list[str]) -> str | None:
+    """Which of the case's layers a backend ran in no quantized type, from what it reports (`layer_types`: network
+    layer -> the harness type names of the inputs of the engine layers that run it; `engine_layers`: their names).
+    A silent float fallback gives the same values; this sees it."""
     problems = []
     for name in names:
-        hosts = [engine_layer for engine_layer in formats
-                 if any(part == name or part.startswith(name + " [")  # "c [ONNX Layer: Conv]" from a parser
-                        for part in (p.strip() for p in engine_layer.split(" + ")))]
-        if not hosts:
-            problems.append(f"{name!r} is in no engine layer (engine layers: {', '.join(formats)[:300]})")
+        types = layer_types.get(name)
+        if types is None:
+            problems.append(f"{name!r} is in no engine layer (engine layers: {', '.join(engine_layers)[:300]})")
             continue
-        seen = [f for host in hosts for f in formats[host]]
-        if not any(_QUANTIZED_FORMAT.search(f) for f in seen):
-            problems.append(f"{name!r} runs with inputs {sorted(set(seen))}: no INT8/FP8/INT4/FP4")
+        if not any(t in dtypes.NAMES and dtypes.dtype(t).quantized for t in types):
+            problems.append(f"{name!r} runs with inputs {types}: no INT8/FP8/INT4/FP4")
     return "; ".join(problems) or None
 
 
 def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
            reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
     if outcome.skip:
-        return make("skipped", outcome.skip)
+        return make("skipped", outcome.skip, skip_kind=outcome.skip_kind or "other")
     if outcome.crash:
         return make("backend-crash", outcome.crash.strip().splitlines()[-1] if outcome.crash.strip() else "crashed",
                     metrics={"traceback": outcome.crash})
     expect, override = case.expectation_for(backend, version)
     if outcome.built_not_run:
-        return _judge_build_only(case, expect, override, outcome.built_not_run)
+        kind = "unsupported-gpu" if outcome.skip_kind == "unsupported-gpu" else "built-not-run"
+        return _judge_build_only(case, expect, override, outcome.built_not_run, kind)
     info = NetworkInfo(case)
     documented = case.documented if case.documented and case.documented.applies(backend, version) else None
     primary = _satisfies(case.expect, outcome, case, info, backend, reference, reference_name)
@@ -227,7 +214,7 @@ def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     return make("pass", primary.detail or "as expected", metrics=primary.metrics, **described)
 
 
-def _judge_build_only(case: Case, expect: Expectation, override, built: str) -> Verdict:
+def _judge_build_only(case: Case, expect: Expectation, override, built: str, skip_kind: str) -> Verdict:
     """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more."""
     described = {"expectation": expect.describe(), "override": override.reason if override else None}
     if expect.kind == "error":
@@ -235,4 +222,4 @@ def _judge_build_only(case: Case, expect: Expectation, override, built: str) -> 
                     **described)
     if override is not None and case.expect.kind == "error" and expect.kind == "observe":
         return make("declared-deviation", f"{override.reason} [it builds: {built}]", **described)
-    return make("skipped", built, **described)
+    return make("skipped", built, skip_kind=skip_kind, **described)

@@ -41,3 +41,19 @@ def test_repro_script_reproduces_stored_outputs(bundle, tmp_path, backend, case_
 def test_unknown_backend_is_a_usage_error():
     r = run_qdq("repro", "docs/s1-per-tensor-int8", "--backend", "nope")
     assert r.returncode == 2 and "unknown backend 'nope'" in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "onnx-reference", "tensorrt-onnx"])
+def test_a_repro_script_is_written_at_the_opset_the_run_uses(tmp_path, backend):
+    """One rule chooses the opset for runs and scripts: `--opset 21` gives a script at 21, not the case's lowest."""
+    for opset, expected in ((21, 21), (None, None)):
+        script = tmp_path / f"repro-{opset}.py"
+        args = ["repro", "docs/s1-per-tensor-int8", "--backend", backend, "-o", str(script)]
+        r = run_qdq(*args, *(["--opset", str(opset)] if opset else []))
+        assert r.returncode == 0, r.stderr
+        found = [int(x) for x in __import__("re").findall(r"make_opsetid\('', (\d+)\)", script.read_text())]
+        assert len(found) == 1
+        if expected:
+            assert found == [expected]
+        else:
+            assert found[0] < 21  # the case's own lowest opset

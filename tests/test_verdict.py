@@ -96,15 +96,19 @@ def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
     # by " + ", each input with its "Format/Datatype".
     import json
 
-    from harness.verdict import layer_formats, unquantized
+    from harness.verdict import unquantized
+    from plugins.tensorrt.inspector import precision_details
 
     def engine(fmt):
-        return layer_formats(json.dumps({"Layers": [{"Name": "c + y", "LayerType": "CaskConvolution",
-                                                     "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
-                                                     "Outputs": [{"Name": "y", "Format/Datatype": fmt}]}]}))
+        details = precision_details(json.dumps({"Layers": [
+            {"Name": "c + y", "LayerType": "CaskConvolution", "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
+             "Outputs": [{"Name": "y", "Format/Datatype": fmt}]},
+            {"Name": "d [ONNX Layer: Conv]", "Inputs": [{"Format/Datatype": "Row major linear FP32 format"}]}]}))
+        return details["layer_types"], details["engine_layers"]
 
-    assert unquantized(["c"], engine("Thirty-two wide channel vectorized row major Int8 format.")) is None
-    problem = unquantized(["c"], engine("Row major linear FP32 format"))
-    assert problem and "'c' runs with inputs ['Row major linear FP32 format']" in problem
-    assert "is in no engine layer" in unquantized(["conv9"], engine("Int8"))
-    assert layer_formats("not json") == {}
+    assert unquantized(["c"], *engine("Thirty-two wide channel vectorized row major Int8 format.")) is None
+    problem = unquantized(["c"], *engine("Row major linear FP32 format"))
+    assert problem and "'c' runs with inputs ['float32']" in problem
+    assert "'d' runs with inputs ['float32']" in unquantized(["d"], *engine("Int8"))  # a parser's suffix is read off
+    assert "is in no engine layer" in unquantized(["conv9"], *engine("Int8"))
+    assert precision_details("not json") == {}

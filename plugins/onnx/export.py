@@ -80,11 +80,17 @@ def minimum_opset(case: Case) -> int:
     return need
 
 
+def opset_for(case: Case, asked: int | None = None, minimum: int = 0) -> int:
+    """The one rule for the opset a model is written at, by runs and repro scripts alike: the run's `--opset`, else
+    the case's `onnx: {opset}`, else the lowest that expresses the case; never below what the runtime needs."""
+    return max(minimum, asked or case.onnx.get("opset") or minimum_opset(case))
+
+
 def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> Exported:
     """The case as an ONNX model. `readouts` appends a float DequantizeLinear(scale 1) output for each INT4/FP4
     output, for runtimes whose Python API cannot return those types (ONNX Runtime)."""
     info = NetworkInfo(case)
-    opset = opset or case.onnx.get("opset") or minimum_opset(case)
+    opset = opset_for(case, opset)
     nodes, inits, graph_inputs = [], [], []
     for layer in case.network:
         t = layer.output_type

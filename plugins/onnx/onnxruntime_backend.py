@@ -130,14 +130,15 @@ class OnnxRuntimeBackend(OnnxBackend):
             runner.infer(make_inputs(twin))
 
     def load(self, case: Case) -> Runner:
-        from plugins.onnx.export import checked_export  # onnx is imported when used, not when listed
+        from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
-        exported = checked_export(case, self.config.opset, categorize, readouts=True)
+        exported = checked_export(case, opset_for(case, self.config.opset), categorize, readouts=True)
         runner = _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)
         runner.artifacts["model.onnx"] = runner.model_bytes
         return runner
 
     def repro(self, case: Case) -> str:
+        from plugins.onnx.export import opset_for
         from plugins.onnx.repro import onnxruntime_script
 
-        return onnxruntime_script(case)
+        return onnxruntime_script(case, opset_for(case, self.config.opset))

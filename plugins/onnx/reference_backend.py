@@ -69,15 +69,16 @@ class OnnxReferenceBackend(OnnxBackend):
         return Availability(True, onnx.__version__, "")
 
     def load(self, case: Case) -> Runner:
-        from plugins.onnx.export import checked_export, minimum_opset  # onnx is imported when used, not when listed
+        from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
-        opset = max(MIN_OPSET, self.config.opset or case.onnx.get("opset") or minimum_opset(case))
+        opset = opset_for(case, self.config.opset, MIN_OPSET)
         exported = checked_export(case, opset, categorize)
         runner = _Runner(case, exported.model, exported.opset)
         runner.artifacts["model.onnx"] = exported.model.SerializeToString()
         return runner
 
     def repro(self, case: Case) -> str:
+        from plugins.onnx.export import opset_for
         from plugins.onnx.repro import reference_script
 
-        return reference_script(case)
+        return reference_script(case, opset_for(case, self.config.opset, MIN_OPSET))

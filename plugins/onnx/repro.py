@@ -41,11 +41,11 @@ def model_code(case: Case, opset: int | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def onnxruntime_script(case: Case) -> str:
+def onnxruntime_script(case: Case, opset: int) -> str:
     info = NetworkInfo(case)
     types = {name: info.dtype(name) for name in case.outputs}
     return finish("\n".join([
-        header(case, "ONNX Runtime (CPUExecutionProvider)"), model_code(case, None), "",
+        header(case, "ONNX Runtime (CPUExecutionProvider)"), model_code(case, opset), "",
         inputs_code(case), "",
         f"OUTPUT_TYPES = {types!r}  # INT4 cannot be fetched from ORT's Python API: read it through a DQ(scale 1)",
         "",
@@ -75,12 +75,7 @@ def onnxruntime_script(case: Case) -> str:
     ]) + "\n" + FOOTER)
 
 
-def reference_script(case: Case) -> str:
-    from plugins.onnx.reference_backend import MIN_OPSET
-
-    from plugins.onnx.export import minimum_opset
-
-    opset = max(MIN_OPSET, case.onnx.get("opset") or minimum_opset(case))
+def reference_script(case: Case, opset: int) -> str:
     return finish("\n".join([
         header(case, "onnx.reference.ReferenceEvaluator"), model_code(case, opset), "",
         inputs_code(case), "",

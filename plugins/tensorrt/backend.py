@@ -45,10 +45,10 @@ class TrtRunner(Runner):
         if info:
             # A Q/DQ network that built but runs no INT8/FP8/INT4/FP4 layer fell back to float silently
             # (NVIDIA/TensorRT#4833): the values can still match, so say it in the record.
-            from harness.verdict import layer_formats
+            from .inspector import precision_details
 
-            self.details["layers"] = info[:20000]  # for the report; the verdict reads the parsed formats below
-            self.details["layer_formats"] = layer_formats(info)
+            self.details["layers"] = info[:20000]  # for the report; the verdict reads the parsed types below
+            self.details.update(precision_details(info))
             self.details["quantized"] = bool(re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info))
 
     def infer(self, feeds):
@@ -89,7 +89,7 @@ class TensorRTBackend(Backend):
         if self.needs_gpu:
             usable, why = gpu_status()
             if not usable:
-                return Availability(False, trt.__version__, why)
+                return Availability(False, trt.__version__, why, kind="no-gpu")
         return Availability(True, trt.__version__, "")
 
     def api(self) -> TrtApi:

@@ -15,13 +15,14 @@ class TensorRTOnnxBackend(TensorRTBackend):
     description = "the case as ONNX QuantizeLinear/DequantizeLinear, parsed by TensorRT's OnnxParser, run on a GPU"
 
     def _build(self, api, case: Case) -> Built:
-        from plugins.onnx.export import export  # onnx is imported when used, not when listed
+        from plugins.onnx.export import export, opset_for  # onnx is imported when used, not when listed
 
-        model = export(case, self.config.opset).model.SerializeToString()
+        model = export(case, opset_for(case, self.config.opset)).model.SerializeToString()
         return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model,
                             timing_cache=self._timing_cache(api))
 
     def repro(self, case: Case) -> str:
+        from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 
-        return onnx_parser_script(case)
+        return onnx_parser_script(case, opset_for(case, self.config.opset))

@@ -196,9 +196,9 @@ def _data_loader(case: Case) -> str:
             f"    yield {{name: np.load(folder / (name + '.npy'), allow_pickle=False) for name in {list(case.inputs)!r}}}\n")
 
 
-def onnx_parser_script(case: Case) -> str:
+def onnx_parser_script(case: Case, opset: int) -> str:
     return finish("\n".join([
-        header(case, "TensorRT's ONNX parser"), "import pathlib", "", model_code(case, None), "",
+        header(case, "TensorRT's ONNX parser"), "import pathlib", "", model_code(case, opset), "",
         inputs_code(case), "",
         "if __name__ == '__main__':",
         "    folder = pathlib.Path(__file__).with_suffix('')",

@@ -35,7 +35,7 @@ class _BuildOnlyRunner(TrtRunner):
         if not usable:
             raise BuiltNotRun(f"{built}, no GPU to run it ({why})")
         if self.backend.unsupported_gpu:  # decided once per process, on the first engine
-            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}")
+            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}", kind="unsupported-gpu")
         try:
             super().activate()
         except QdqError as exc:
@@ -44,7 +44,7 @@ class _BuildOnlyRunner(TrtRunner):
             cc = self.backend.details().get("compute_capability", "unknown")
             self.backend.unsupported_gpu = (f"this GPU (compute capability {cc}) cannot run TensorRT-RTX engines; "
                                             f"NVIDIA's runtime: {exc.native.strip()}")
-            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}") from None
+            raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}", kind="unsupported-gpu") from None
 
 
 class TensorRTRTXBackend(TensorRTBackend):

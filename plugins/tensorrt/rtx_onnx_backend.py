@@ -40,6 +40,7 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         return built
 
     def repro(self, case: Case) -> str:
+        from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 
-        return onnx_parser_script(case)  # the model and its inputs, for NVIDIA's tools
+        return onnx_parser_script(case, opset_for(case, self.config.opset))  # the model and its inputs, for NVIDIA's tools
