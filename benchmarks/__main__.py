@@ -98,16 +98,32 @@ def run(args: list[str], cwd: Path = REPO, env: dict | None = None) -> tuple[flo
     """Seconds, peak RSS in bytes (the largest process waited for), and the completed process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **ENV, **(env or {})})
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **ENV, **(env or {})},
+    )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return seconds, max(peak, before) * 1024, done
 
 
 def pytest_run(folder: Path, out: Path | None, backends: list[str], workers: str | None, collect: bool = False):
-    args = [sys.executable, "-m", "pytest", str(folder), "--qdq-cases", str(folder), "-q", "-p", "no:cacheprovider",
-            "-p", "no:allure_pytest"]
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(folder),
+        "--qdq-cases",
+        str(folder),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:allure_pytest",
+    ]
     for b in backends:
         args += ["--qdq-backend", b]
     if out:
@@ -123,9 +139,29 @@ def pytest_floor(folder: Path, tmp: Path, *extra: str) -> float:
     """pytest alone on the same files, one item each that does nothing, no harness: the floor of collecting them
     (`--collect-only`), or of running them (with `-n N` for xdist's own share)."""
     (tmp / "floor_plugin.py").write_text(FLOOR_PLUGIN)
-    seconds, _, done = run([sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider",
-                            "-p", "no:allure_pytest", "-p", "no:qdq_harness", "-p", "floor_plugin", "-c", os.devnull,
-                            "--rootdir", str(folder), *extra], env={"PYTHONPATH": str(tmp)})
+    seconds, _, done = run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(folder),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:allure_pytest",
+            "-p",
+            "no:qdq_harness",
+            "-p",
+            "floor_plugin",
+            "-c",
+            os.devnull,
+            "--rootdir",
+            str(folder),
+            *extra,
+        ],
+        env={"PYTHONPATH": str(tmp)},
+    )
     if done.returncode != 0:
         raise RuntimeError(done.stdout[-2000:] + done.stderr[-2000:])
     return seconds
@@ -243,71 +279,167 @@ def measure(tiny: bool) -> list[dict]:
             return [pytest_run(folder, None, ["numpy"], None, collect=True)[0] for folder in (matrix, each)]
 
         cold = [min(times) for times in zip(*(cold_once() for _ in range(k)))]
-        warm = [best(k, lambda: pytest_run(folder, None, ["numpy"], None, collect=True))[0] for folder in (matrix, each)]
-        row(f"collect {n} cases (parse cache warm: every run after the first)",
+        warm = [
+            best(k, lambda: pytest_run(folder, None, ["numpy"], None, collect=True))[0] for folder in (matrix, each)
+        ]
+        row(
+            f"collect {n} cases (parse cache warm: every run after the first)",
             f"{floor_each:.1f} s (pytest alone, {n} files, nothing read)",
-            f"{warm[0]:.1f} s (one matrix file), {warm[1]:.1f} s (one file each)", "< 3 s", max(warm) < limit)
-        row(f"collect {n} cases, first time (parse cache cold)", f"{floor_each:.1f} s (pytest alone, {n} files, nothing read)",
-            f"{cold[0]:.1f} s (one matrix file), {cold[1]:.1f} s (one file each)", "< 3 s", max(cold) < limit)
+            f"{warm[0]:.1f} s (one matrix file), {warm[1]:.1f} s (one file each)",
+            "< 3 s",
+            max(warm) < limit,
+        )
+        row(
+            f"collect {n} cases, first time (parse cache cold)",
+            f"{floor_each:.1f} s (pytest alone, {n} files, nothing read)",
+            f"{cold[0]:.1f} s (one matrix file), {cold[1]:.1f} s (one file each)",
+            "< 3 s",
+            max(cold) < limit,
+        )
 
         floor = reference_call_seconds() * n
         p0 = best(k, lambda: (pytest_floor(each, tmp),))[0]
         p2 = best(k, lambda: (pytest_floor(each, tmp, "-n", "2"),))[0]
-        runs = [(pytest_run(each, tmp / f"o0-{i}", ["numpy"], None), pytest_run(each, tmp / f"o2-{i}", ["numpy"], "2"))
-                for i in range(k)]  # alternated: a slow spell of the machine weighs on both
+        runs = [
+            (pytest_run(each, tmp / f"o0-{i}", ["numpy"], None), pytest_run(each, tmp / f"o2-{i}", ["numpy"], "2"))
+            for i in range(k)
+        ]  # alternated: a slow spell of the machine weighs on both
         s0, _, r0 = min((a for a, _ in runs), key=lambda r: r[0])
         s2, _, r2 = min((b for _, b in runs), key=lambda r: r[0])
-        row(f"numpy run, {n} cases (parse cache warm)",
+        row(
+            f"numpy run, {n} cases (parse cache warm)",
             f"{floor:.2f} s (the reference call); pytest alone, {n} items doing nothing: {p0:.1f} s (-n 0), "
             f"{p2:.1f} s (-n 2)",
             f"{s0:.1f} s (-n 0), {s2:.1f} s (-n 2)",
-            "< 20 s; -n 2 faster than -n 0", s0 < 20 and s2 < s0 and r0.returncode == 0 and r2.returncode == 0)
+            "< 20 s; -n 2 faster than -n 0",
+            s0 < 20 and s2 < s0 and r0.returncode == 0 and r2.returncode == 0,
+        )
 
         three = ["numpy", "onnxruntime", "onnx-reference"]
         s3, m3, r3 = pytest_run(each, tmp / "o3", three, "2")
         s30, _, _ = pytest_run(each, tmp / "o30", three, None)  # where each item does more: what -n 2 buys
-        row(f"three CPU backends, {n} cases", "-",
+        row(
+            f"three CPU backends, {n} cases",
+            "-",
             f"{s3:.1f} s (-n 2; {s30:.1f} s with -n 0), {m3 / 2**30:.2f} GB peak process",
-            "< 120 s, memory flat in the case count", s3 < 120 and r3.returncode == 0)
+            "< 120 s, memory flat in the case count",
+            s3 < 120 and r3.returncode == 0,
+        )
         sm, _, _ = pytest_run(matrix, tmp / "o3m", three, "2")
         size_each, size_matrix = folder_bytes(tmp / "o3"), folder_bytes(tmp / "o3m")
-        row(f"output of {n} cases x 3 backends", "-",
+        row(
+            f"output of {n} cases x 3 backends",
+            "-",
             f"{size_each / 2**20:.1f} MB (one file each), {size_matrix / 2**20:.1f} MB (one matrix file)",
-            "< 100 MB either way, linear", max(size_each, size_matrix) < 100 * 2**20)
+            "< 100 MB either way, linear",
+            max(size_each, size_matrix) < 100 * 2**20,
+        )
 
         fs, fm = best(k, lambda: qdq_floor(big))
         rs, rm = best(k, lambda: qdq_reference(big))
-        row(f"Q->DQ of {big} float32 in the reference", f"{fs * 1e3:.0f} ms, {fm / 2**20:.0f} MB (numpy in place)",
-            f"{rs * 1e3:.0f} ms, {rm / 2**20:.0f} MB", "<= 2x time, <= 2x memory", rs <= 2 * fs and rm <= 2 * fm)
+        row(
+            f"Q->DQ of {big} float32 in the reference",
+            f"{fs * 1e3:.0f} ms, {fm / 2**20:.0f} MB (numpy in place)",
+            f"{rs * 1e3:.0f} ms, {rm / 2**20:.0f} MB",
+            "<= 2x time, <= 2x memory",
+            rs <= 2 * fs and rm <= 2 * fm,
+        )
 
         folder = big_case(tmp / "big", big)
         call, _ = best(k, lambda: qdq_reference(big))
-        sb, mb, rb = best(k, lambda: run([sys.executable, "-m", "harness.cli", "run", str(folder), "--backend", "numpy",
-                                          "--out", str(fresh_dir(tmp, "ob")), "--no-report"]))
-        row(f"qdq run of one {big}-element case (numpy)", f"{call:.2f} s (the reference call)",
-            f"{sb:.1f} s, {mb / 2**30:.2f} GB", "<= 3x the call (plus starting up)", sb <= 3 * call + 1.5 and rb.returncode == 0)
+        sb, mb, rb = best(
+            k,
+            lambda: run(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.cli",
+                    "run",
+                    str(folder),
+                    "--backend",
+                    "numpy",
+                    "--out",
+                    str(fresh_dir(tmp, "ob")),
+                    "--no-report",
+                ]
+            ),
+        )
+        row(
+            f"qdq run of one {big}-element case (numpy)",
+            f"{call:.2f} s (the reference call)",
+            f"{sb:.1f} s, {mb / 2**30:.2f} GB",
+            "<= 3x the call (plus starting up)",
+            sb <= 3 * call + 1.5 and rb.returncode == 0,
+        )
 
         folder = big_case(tmp / "ort", ort_n)
         session = best(k, lambda: (ort_session_seconds(folder),))[0]
-        so, _, ro = best(k, lambda: run([sys.executable, "-m", "harness.cli", "run", str(folder), "--backend",
-                                         "onnxruntime", "--out", str(fresh_dir(tmp, "oo")), "--no-report"]))
-        row(f"qdq run of one {ort_n}-element case (onnxruntime)", f"{session * 1e3:.1f} ms session.run",
-            f"{so:.1f} s", "<= 2x the call plus writing it (and starting up)", ro.returncode == 0 and so < 2 * session + 3)
+        so, _, ro = best(
+            k,
+            lambda: run(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.cli",
+                    "run",
+                    str(folder),
+                    "--backend",
+                    "onnxruntime",
+                    "--out",
+                    str(fresh_dir(tmp, "oo")),
+                    "--no-report",
+                ]
+            ),
+        )
+        row(
+            f"qdq run of one {ort_n}-element case (onnxruntime)",
+            f"{session * 1e3:.1f} ms session.run",
+            f"{so:.1f} s",
+            "<= 2x the call plus writing it (and starting up)",
+            ro.returncode == 0 and so < 2 * session + 3,
+        )
 
         floor_py, _, _ = best(k, lambda: run([sys.executable, "-c", "pass"]))
         small = write_cases(tmp / "small", 1, False)
-        ss, _, rs_ = best(k, lambda: run([sys.executable, "-m", "harness.cli", "run", str(small), "--backend", "numpy",
-                                          "--out", str(fresh_dir(tmp, "os")), "--no-report"]))
-        row("qdq run of one small case", f"{floor_py:.2f} s (python -c pass)", f"{ss:.2f} s", "< 0.8 s",
-            ss < 0.8 and rs_.returncode == 0)
+        ss, _, rs_ = best(
+            k,
+            lambda: run(
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.cli",
+                    "run",
+                    str(small),
+                    "--backend",
+                    "numpy",
+                    "--out",
+                    str(fresh_dir(tmp, "os")),
+                    "--no-report",
+                ]
+            ),
+        )
+        row(
+            "qdq run of one small case",
+            f"{floor_py:.2f} s (python -c pass)",
+            f"{ss:.2f} s",
+            "< 0.8 s",
+            ss < 0.8 and rs_.returncode == 0,
+        )
     return rows
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
-    lines = [f"# qdq-harness benchmarks ({meta['when']}, {meta['machine']})", "",
-             f"`{meta['command']}`", "", "| what | floor | now | goal | met |", "|---|---|---|---|---|"]
-    lines += [f"| {r['what']} | {r['floor']} | {r['now']} | {r['goal']} | {'yes' if r['met'] else '**no**'} |"
-              for r in rows]
+    lines = [
+        f"# qdq-harness benchmarks ({meta['when']}, {meta['machine']})",
+        "",
+        f"`{meta['command']}`",
+        "",
+        "| what | floor | now | goal | met |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['what']} | {r['floor']} | {r['now']} | {r['goal']} | {'yes' if r['met'] else '**no**'} |" for r in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -317,9 +449,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     rows = measure(args.tiny)
-    meta = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            "command": "python -m benchmarks" + (" --tiny" if args.tiny else ""), "tiny": args.tiny}
+    meta = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "command": "python -m benchmarks" + (" --tiny" if args.tiny else ""),
+        "tiny": args.tiny,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "tiny" if args.tiny else "latest"
     (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))

@@ -34,12 +34,30 @@ def make(folder: Path, moved: set[int], failed: set[int], edited: set[int]) -> N
             file = None
             if 100 <= i < 120:  # stored where outputs differ: the only ones compare reads
                 file = save_outputs(folder, case_id, backend, {"y": out}).relative_to(folder).as_posix()
-            records.append({"nodeid": f"{case_id}[{backend}]", "case_id": case_id, "backend": backend,
-                            "status": "fail" if (i in failed and backend == "numpy") else "pass", "kind": "pass",
-                            "reason": "", "inputs_hash": "0" * 16, "outputs_hash": arrays_hash({"y": out}),
-                            "outputs_file": file, "output_steps": {"y": 1.0}})
-        records.append({"nodeid": f"{case_id}[cross-backend]", "case_id": case_id, "backend": "cross-backend",
-                        "status": "pass", "kind": "pass", "reason": ""})
+            records.append(
+                {
+                    "nodeid": f"{case_id}[{backend}]",
+                    "case_id": case_id,
+                    "backend": backend,
+                    "status": "fail" if (i in failed and backend == "numpy") else "pass",
+                    "kind": "pass",
+                    "reason": "",
+                    "inputs_hash": "0" * 16,
+                    "outputs_hash": arrays_hash({"y": out}),
+                    "outputs_file": file,
+                    "output_steps": {"y": 1.0},
+                }
+            )
+        records.append(
+            {
+                "nodeid": f"{case_id}[cross-backend]",
+                "case_id": case_id,
+                "backend": "cross-backend",
+                "status": "pass",
+                "kind": "pass",
+                "reason": "",
+            }
+        )
     (folder / "results.json").write_text(json.dumps({"partial": False, "records": records, "cases": cases}))
 
 

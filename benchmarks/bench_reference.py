@@ -1,6 +1,6 @@
 """Throughput of the numpy reference on large tensors (a benchmark, not a test: run it by hand).
 
-    python benchmarks/bench_reference.py
+python benchmarks/bench_reference.py
 """
 
 import time
@@ -19,7 +19,9 @@ def main() -> None:
             start = time.perf_counter()
             y = dequantize(quantize(x, s, to), s, "float32")
             dt = time.perf_counter() - start
-            print(f"{to:5s} {n:>9d} elements: {dt * 1e3:8.1f} ms  ({n / dt / 1e6:7.1f} M elements/s)  sum={float(y.sum()):.3f}")
+            print(
+                f"{to:5s} {n:>9d} elements: {dt * 1e3:8.1f} ms  ({n / dt / 1e6:7.1f} M elements/s)  sum={float(y.sum()):.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,8 @@ class Allowance:
             if used + want > budget:
                 raise OutputBudgetExceeded(
                     f"the run's output budget of {budget:,} bytes is spent ({used:,} used); {nbytes:,} more do not "
-                    "fit (qdq run --output-budget SIZE)")
+                    "fit (qdq run --output-budget SIZE)"
+                )
             f.seek(0)
             f.truncate()
             f.write(json.dumps({"budget": budget, "used": used + want}))

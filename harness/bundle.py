@@ -54,14 +54,14 @@ def _segment(text: str) -> str:
 
     enc = quote(text, safe=_SAFE).replace("~", "%7E")
     if enc.startswith(".") or enc.endswith("."):  # `.`, `..`, hidden files, Windows' dropped trailing dot
-        enc = ("%2E" + enc[1:] if enc.startswith(".") else enc)
+        enc = "%2E" + enc[1:] if enc.startswith(".") else enc
         enc = enc[:-1] + "%2E" if enc.endswith(".") else enc
     if enc.split(".")[0].upper() in _RESERVED:
         enc = f"%{ord(enc[0]):02X}" + enc[1:]
     if not enc:
         enc = "%"  # quote never gives a bare `%`: the empty text's own segment
     if len(enc) > MAX_SEGMENT:
-        enc = enc[:MAX_SEGMENT - 34].rstrip("%0123456789ABCDEF") + "~" + hashlib.sha256(text.encode()).hexdigest()[:32]
+        enc = enc[: MAX_SEGMENT - 34].rstrip("%0123456789ABCDEF") + "~" + hashlib.sha256(text.encode()).hexdigest()[:32]
     return enc
 
 
@@ -75,8 +75,9 @@ def path_safe_id(case_id: str) -> str:
 def outputs_path(out_dir: Path, case_id: str, backend: str) -> Path:
     path = Path(out_dir) / "outputs" / path_safe_id(case_id) / f"{_segment(backend)}.npz"
     # Guard the encoding's promise: nothing a case names can put a file outside the bundle's outputs.
-    if os.path.commonpath([os.path.normpath(path), os.path.normpath(Path(out_dir) / "outputs")]) != \
-            os.path.normpath(Path(out_dir) / "outputs"):
+    if os.path.commonpath([os.path.normpath(path), os.path.normpath(Path(out_dir) / "outputs")]) != os.path.normpath(
+        Path(out_dir) / "outputs"
+    ):
         raise ValueError(f"case id {case_id!r} maps outside the bundle's outputs folder")
     return path
 
@@ -232,12 +233,19 @@ def arrays_hash(inputs: dict[str, np.ndarray]) -> str:
     return h.hexdigest()[:16]
 
 
-
 def environment() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     env = {"python": platform.python_version(), "platform": platform.platform(), "harness": __version__}
-    for pkg in ("numpy", "ml_dtypes", "pyyaml", "jsonschema", "pytest", "pytest-xdist", "allure-pytest"):  # the engine's own; backends report theirs
+    for pkg in (
+        "numpy",
+        "ml_dtypes",
+        "pyyaml",
+        "jsonschema",
+        "pytest",
+        "pytest-xdist",
+        "allure-pytest",
+    ):  # the engine's own; backends report theirs
         try:
             env[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -272,7 +280,9 @@ def lock(out_dir: Path):
         f.seek(0)
         holder = f.read().strip() or "unknown"
         f.close()
-        raise BundleInUse(f"{out_dir} is in use by another run ({holder}); wait for it or choose another --out") from None
+        raise BundleInUse(
+            f"{out_dir} is in use by another run ({holder}); wait for it or choose another --out"
+        ) from None
     f.seek(0)
     f.truncate()
     f.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
@@ -286,8 +296,14 @@ class BundleWriter:
 
     FLUSH_EVERY_S = 30.0  # results.json between the journal and the end: a convenience, the journal is the truth
 
-    def __init__(self, out_dir: Path, backends: dict[str, dict], argv: list[str] | None = None, resume: bool = False,
-                 run_config: dict | None = None):
+    def __init__(
+        self,
+        out_dir: Path,
+        backends: dict[str, dict],
+        argv: list[str] | None = None,
+        resume: bool = False,
+        run_config: dict | None = None,
+    ):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         previous = load(self.out_dir) if resume and (self.out_dir / "results.json").exists() else None
@@ -371,7 +387,9 @@ class BundleWriter:
             self.journal.close()
         except OSError as exc:
             self._full(exc)
-        if complete and not self.disk_full:  # results.json holds all of it now (`load` reads the journal of a partial bundle only)
+        if (
+            complete and not self.disk_full
+        ):  # results.json holds all of it now (`load` reads the journal of a partial bundle only)
             (self.out_dir / JOURNAL).unlink(missing_ok=True)
 
 

@@ -101,8 +101,9 @@ def _record_problem(record) -> str | None:
     if "outputs_file" in record and not isinstance(record["outputs_file"], str):
         return "has an `outputs_file` that is not text"
     where = record.get("outputs_range")
-    if where is not None and not (isinstance(where, list) and len(where) == 2
-                                  and all(type(v) is int and v >= 0 for v in where)):
+    if where is not None and not (
+        isinstance(where, list) and len(where) == 2 and all(type(v) is int and v >= 0 for v in where)
+    ):
         return "has an `outputs_range` that is not [offset, length] of non-negative integers"
     return None
 
@@ -110,7 +111,9 @@ def _record_problem(record) -> str | None:
 def inside(out_dir: Path, relative: str) -> Path:
     """The path a record names, refused unless it is relative and resolves inside the bundle folder."""
     if not relative or os.path.isabs(relative) or "\0" in relative:
-        raise BundleError(f"{out_dir}: a record names the outputs file {relative[:200]!r}, not a path inside the bundle")
+        raise BundleError(
+            f"{out_dir}: a record names the outputs file {relative[:200]!r}, not a path inside the bundle"
+        )
     base = os.path.realpath(out_dir)
     full = os.path.realpath(os.path.join(base, relative))
     if os.path.commonpath([base, full]) != base:
@@ -121,8 +124,10 @@ def inside(out_dir: Path, relative: str) -> Path:
 def read_range(path: Path, offset: int, length: int) -> bytes:
     """`length` bytes at `offset` of a regular file, within the pack entry limit and the file's size."""
     if length > limits.MAX_PACK_ENTRY_BYTES:
-        raise BundleError(f"{path}: a record names {length:,} bytes of a pack, over the limit of "
-                          f"{limits.MAX_PACK_ENTRY_BYTES:,} for one entry")
+        raise BundleError(
+            f"{path}: a record names {length:,} bytes of a pack, over the limit of "
+            f"{limits.MAX_PACK_ENTRY_BYTES:,} for one entry"
+        )
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -161,12 +166,16 @@ def check_npz(zf, where: str) -> None:
         raise BundleError(f"{where}: {len(members):,} arrays in one .npz, over the limit of {limits.MAX_NPZ_MEMBERS:,}")
     for info in members:
         if info.file_size > limits.MAX_STORED_ARRAY_BYTES + 4096:
-            raise BundleError(f"{where}: {info.filename} unpacks to {info.file_size:,} bytes, over the limit of "
-                              f"{limits.MAX_STORED_ARRAY_BYTES:,}")
+            raise BundleError(
+                f"{where}: {info.filename} unpacks to {info.file_size:,} bytes, over the limit of "
+                f"{limits.MAX_STORED_ARRAY_BYTES:,}"
+            )
         with zf.open(info) as member:
             try:
                 version = npy.read_magic(member)
-                shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(member)
+                shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(
+                    member
+                )
             except (ValueError, OSError, SyntaxError) as exc:
                 raise BundleError(f"{where}: {info.filename} is not a plain .npy array ({str(exc)[:120]})") from None
             header = member.tell()
@@ -174,8 +183,10 @@ def check_npz(zf, where: str) -> None:
             raise BundleError(f"{where}: {info.filename} holds Python objects (never loaded)")
         size = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if size > limits.MAX_STORED_ARRAY_BYTES or header + size != info.file_size:
-            raise BundleError(f"{where}: {info.filename} declares {size:,} bytes of data in {info.file_size:,} "
-                              f"(limit {limits.MAX_STORED_ARRAY_BYTES:,})")
+            raise BundleError(
+                f"{where}: {info.filename} declares {size:,} bytes of data in {info.file_size:,} "
+                f"(limit {limits.MAX_STORED_ARRAY_BYTES:,})"
+            )
 
 
 def safe_extract(archive: Path, into: Path) -> Path:
@@ -193,8 +204,9 @@ def safe_extract(archive: Path, into: Path) -> Path:
                 if count > limits.MAX_ARCHIVE_MEMBERS:
                     raise BundleError(f"{archive}: over {limits.MAX_ARCHIVE_MEMBERS:,} files in one pack")
                 if total > limits.MAX_ARCHIVE_BYTES:
-                    raise BundleError(f"{archive}: unpacks to over {limits.MAX_ARCHIVE_BYTES:,} bytes, the limit for "
-                                      "a pack")
+                    raise BundleError(
+                        f"{archive}: unpacks to over {limits.MAX_ARCHIVE_BYTES:,} bytes, the limit for a pack"
+                    )
             into.mkdir(parents=True, exist_ok=True)
             free = shutil.disk_usage(into).free
             if total > free - (64 << 20):

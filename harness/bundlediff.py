@@ -64,13 +64,18 @@ class Comparison:
         return sum(1 for c in self.changes if c.kind == "removed") if self.after_partial else 0
 
     def partial_note(self) -> str | None:
-        sides = [label for label, partial in ((self.before, self.before_partial), (self.after, self.after_partial))
-                 if partial]
+        sides = [
+            label
+            for label, partial in ((self.before, self.before_partial), (self.after, self.after_partial))
+            if partial
+        ]
         if not sides:
             return None
-        return (f"PARTIAL: {' and '.join(sides)} {'is a run' if len(sides) == 1 else 'are runs'} that did not finish "
-                f"(killed, interrupted or out of disk)"
-                + (f"; {self.lost} (case, backend) it never reached show as removed" if self.lost else ""))
+        return (
+            f"PARTIAL: {' and '.join(sides)} {'is a run' if len(sides) == 1 else 'are runs'} that did not finish "
+            f"(killed, interrupted or out of disk)"
+            + (f"; {self.lost} (case, backend) it never reached show as removed" if self.lost else "")
+        )
 
     def counts(self) -> dict[str, int]:
         out = {k: 0 for k in ORDER}
@@ -103,8 +108,12 @@ def _key(record: dict) -> tuple[str, str]:
 
 def compare(before: tuple[dict, Path], after: tuple[dict, Path]) -> Comparison:
     (a, a_dir), (b, b_dir) = before, after
-    result = Comparison(str(a.get("_label", a_dir)), str(b.get("_label", b_dir)),
-                        before_partial=bool(a.get("partial")), after_partial=bool(b.get("partial")))
+    result = Comparison(
+        str(a.get("_label", a_dir)),
+        str(b.get("_label", b_dir)),
+        before_partial=bool(a.get("partial")),
+        after_partial=bool(b.get("partial")),
+    )
     old = {_key(r): r for r in a["records"]}
     new = {_key(r): r for r in b["records"]}
     for key in sorted(set(old) | set(new)):
@@ -152,8 +161,14 @@ def _classify(ra: dict | None, rb: dict | None, a: dict, b: dict, a_dir: Path, b
         return Change(case_id, backend, "changed", sa, sb, rb.get("reason", "")[:300])
     if ra.get("outputs_hash") and rb.get("outputs_hash") and ra["outputs_hash"] != rb["outputs_hash"]:
         if ra.get("inputs_hash") != rb.get("inputs_hash"):
-            return Change(case_id, backend, "inputs-changed", sa, sb,
-                          "the inputs differ (a numpy version changes random streams): outputs not comparable")
+            return Change(
+                case_id,
+                backend,
+                "inputs-changed",
+                sa,
+                sb,
+                "the inputs differ (a numpy version changes random streams): outputs not comparable",
+            )
         return _drift(case_id, backend, sa, sb, ra, rb, a_dir, b_dir)
     return None
 
@@ -184,8 +199,10 @@ def _drift(case_id, backend, sa, sb, ra, rb, a_dir: Path, b_dir: Path) -> Change
         s = m / step if step else None
         worst_abs = max(worst_abs, m)
         worst_steps = max(worst_steps or 0.0, s) if s is not None else worst_steps
-        parts.append(f"{name}: {n} of {diff.size} elements moved, max |diff| {m:.6g}"
-                     + (f" ({s:g} step{'s' if s != 1 else ''})" if s is not None else ""))
+        parts.append(
+            f"{name}: {n} of {diff.size} elements moved, max |diff| {m:.6g}"
+            + (f" ({s:g} step{'s' if s != 1 else ''})" if s is not None else "")
+        )
     change.detail = "; ".join(parts) or "outputs differ in type or names"
     change.max_abs, change.max_steps = worst_abs, worst_steps
     return change
@@ -193,9 +210,15 @@ def _drift(case_id, backend, sa, sb, ra, rb, a_dir: Path, b_dir: Path) -> Change
 
 # --- rendering ------------------------------------------------------------------------------------------------
 
+
 def _row(c: Change) -> tuple[str, ...]:
-    return (c.kind, c.case_id, c.backend or "(file)", f"{c.old or '-'} -> {c.new or '-'}",
-            " ".join(c.detail.split()) + (f" ({c.link})" if c.link else ""))
+    return (
+        c.kind,
+        c.case_id,
+        c.backend or "(file)",
+        f"{c.old or '-'} -> {c.new or '-'}",
+        " ".join(c.detail.split()) + (f" ({c.link})" if c.link else ""),
+    )
 
 
 GROUP_OVER = 3  # changes of one kind, backend and status shown one line each up to this many, then as one line
@@ -207,8 +230,11 @@ def terminal(comparisons: list[Comparison]) -> str:
     lines = [note for comp in comparisons for note in [comp.partial_note()] if note]
     for comp in comparisons:
         counts = comp.counts()
-        lines.append(f"{comp.before} -> {comp.after}: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or
-                                                          "no change") + f"; {comp.unchanged} unchanged")
+        lines.append(
+            f"{comp.before} -> {comp.after}: "
+            + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no change")
+            + f"; {comp.unchanged} unchanged"
+        )
         groups: dict[tuple, list[Change]] = {}
         for c in comp.changes:
             key = (c.kind, c.backend, c.old, c.new) if c.kind != "regressed" else (c.kind, id(c))
@@ -217,13 +243,16 @@ def terminal(comparisons: list[Comparison]) -> str:
             if len(members) > GROUP_OVER:
                 kind, _, backend, status, _ = _row(members[0])
                 names = ", ".join(c.case_id for c in members[:GROUP_OVER])
-                lines.append(f"  {kind:<14} {len(members)} cases [{backend}] {status}: {names}, ... "
-                             f"(all of them: --md/--json)")
+                lines.append(
+                    f"  {kind:<14} {len(members)} cases [{backend}] {status}: {names}, ... (all of them: --md/--json)"
+                )
                 continue
             for c in members:
                 kind, case, backend, status, detail = _row(c)
-                lines.append(f"  {kind.upper() if kind == 'regressed' else kind:<14} {case} [{backend}] {status}"
-                             + (f": {detail}" if detail else ""))
+                lines.append(
+                    f"  {kind.upper() if kind == 'regressed' else kind:<14} {case} [{backend}] {status}"
+                    + (f": {detail}" if detail else "")
+                )
     return "\n".join(lines)
 
 
@@ -231,15 +260,21 @@ def markdown(comparisons: list[Comparison]) -> str:
     out = [f"> **{note}**\n" for comp in comparisons for note in [comp.partial_note()] if note]
     for comp in comparisons:
         counts = comp.counts()
-        out += [f"### `{comp.before}` → `{comp.after}`", "",
-                (", ".join(f"**{n} {k}**" if k == "regressed" else f"{n} {k}" for k, n in counts.items()) or "no change")
-                + f"; {comp.unchanged} unchanged", ""]
+        out += [
+            f"### `{comp.before}` → `{comp.after}`",
+            "",
+            (", ".join(f"**{n} {k}**" if k == "regressed" else f"{n} {k}" for k, n in counts.items()) or "no change")
+            + f"; {comp.unchanged} unchanged",
+            "",
+        ]
         if comp.changes:
             out += ["| change | case | backend | status | detail |", "|---|---|---|---|---|"]
             for c in comp.changes:
                 kind, case, backend, status, detail = _row(c)
-                out.append(f"| {'**' + kind + '**' if kind == 'regressed' else kind} | `{case}` | {backend} | {status} | "
-                           f"{detail.replace('|', chr(92) + '|')} |")
+                out.append(
+                    f"| {'**' + kind + '**' if kind == 'regressed' else kind} | `{case}` | {backend} | {status} | "
+                    f"{detail.replace('|', chr(92) + '|')} |"
+                )
             out.append("")
     return "\n".join(out) + "\n"
 
@@ -249,19 +284,39 @@ def to_html(comparisons: list[Comparison]) -> str:
     body = []
     for comp in comparisons:
         rows = "".join(
-            f"<tr style='background:{colour.get(c.kind, '#fff')}'>" + "".join(f"<td>{html.escape(v)}</td>" for v in _row(c))
-            + "</tr>" for c in comp.changes)
+            f"<tr style='background:{colour.get(c.kind, '#fff')}'>"
+            + "".join(f"<td>{html.escape(v)}</td>" for v in _row(c))
+            + "</tr>"
+            for c in comp.changes
+        )
         counts = ", ".join(f"{n} {k}" for k, n in comp.counts().items()) or "no change"
-        body.append(f"<h2>{html.escape(comp.before)} &rarr; {html.escape(comp.after)}</h2>"
-                    f"<p>{html.escape(counts)}; {comp.unchanged} unchanged</p>"
-                    f"<table><tr><th>change</th><th>case</th><th>backend</th><th>status</th><th>detail</th></tr>{rows}</table>")
-    return ("<!doctype html><meta charset='utf-8'><title>qdq compare</title><style>body{font-family:sans-serif}"
-            "td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}table{border-collapse:collapse}</style>"
-            "<h1>qdq compare</h1>" + "".join(body))
+        body.append(
+            f"<h2>{html.escape(comp.before)} &rarr; {html.escape(comp.after)}</h2>"
+            f"<p>{html.escape(counts)}; {comp.unchanged} unchanged</p>"
+            f"<table><tr><th>change</th><th>case</th><th>backend</th><th>status</th><th>detail</th></tr>{rows}</table>"
+        )
+    return (
+        "<!doctype html><meta charset='utf-8'><title>qdq compare</title><style>body{font-family:sans-serif}"
+        "td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}table{border-collapse:collapse}</style>"
+        "<h1>qdq compare</h1>" + "".join(body)
+    )
 
 
 def to_json(comparisons: list[Comparison]) -> str:
-    return json.dumps([{"before": c.before, "after": c.after, "counts": c.counts(), "unchanged": c.unchanged,
-                        "regressed": c.regressed, "before_partial": c.before_partial,
-                        "after_partial": c.after_partial, "lost": c.lost, "changes": [asdict(x) for x in c.changes]} for c in comparisons],
-                      indent=1)
+    return json.dumps(
+        [
+            {
+                "before": c.before,
+                "after": c.after,
+                "counts": c.counts(),
+                "unchanged": c.unchanged,
+                "regressed": c.regressed,
+                "before_partial": c.before_partial,
+                "after_partial": c.after_partial,
+                "lost": c.lost,
+                "changes": [asdict(x) for x in c.changes],
+            }
+            for c in comparisons
+        ],
+        indent=1,
+    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -29,6 +29,9 @@ from .case import Case, Documented, Expectation, Layer, Override, Requirement, S
 from .numbers import NumberError, parse_number
 from .parsecache import ParseCache
 from .shapes import LAYER_ATTRS, ShapeError, infer_shape
+
+if TYPE_CHECKING:  # imported for real only where the fast schema path rejects a case
+    import jsonschema
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "case.schema.json"
 CASE_SUFFIXES = (".yaml", ".yml")
@@ -67,10 +70,14 @@ def _fast_validators():
         for op in condition.get("enum") or [condition["const"]]:
             rules[op] = rule["then"]
     draft = "http://json-schema.org/draft-07/schema#"
-    plain_layer = {"type": "object", "required": ["op", "name"],
-                   "properties": {"op": {"enum": sorted(rules)}, "name": layer["properties"]["name"]}}
-    case = fastjsonschema.compile({"$schema": draft, "$defs": {**defs, "layer": plain_layer},
-                                   "$ref": "#/$defs/fullCase"})
+    plain_layer = {
+        "type": "object",
+        "required": ["op", "name"],
+        "properties": {"op": {"enum": sorted(rules)}, "name": layer["properties"]["name"]},
+    }
+    case = fastjsonschema.compile(
+        {"$schema": draft, "$defs": {**defs, "layer": plain_layer}, "$ref": "#/$defs/fullCase"}
+    )
     per_op = {op: fastjsonschema.compile({"$schema": draft, "$defs": defs, **then}) for op, then in rules.items()}
     return case, per_op
 
@@ -96,6 +103,7 @@ def _case_validator() -> "jsonschema.protocols.Validator":
 
 
 # --- line numbers -----------------------------------------------------------------------------------------------
+
 
 class LineMap:
     """Maps a path of keys/indices in the YAML document to its 1-based line (filled by `yamlread.read`)."""
@@ -157,6 +165,7 @@ class _Collect:
 
 # --- public entry points -------------------------------------------------------------------------------------------
 
+
 def find_root(path: Path) -> Path:
     """The cases root of a file: the nearest enclosing folder named `cases`, else the file's folder. The path is
     taken as found, not resolved: a symlinked case file belongs to the cases folder it was found in."""
@@ -192,16 +201,24 @@ def load_file(path: Path, root: Path | None = None) -> list[Case]:
     return cases
 
 
-def check_file(path: Path, root: Path | None = None, cache: "ParseCache | None" = None,
-               ) -> tuple[list[Case], list[CaseFileError]]:
+def check_file(
+    path: Path,
+    root: Path | None = None,
+    cache: "ParseCache | None" = None,
+) -> tuple[list[Case], list[CaseFileError]]:
     """Every case of a file and every problem found in it. Never raises: a harness bug becomes a problem too.
     With a `ParseCache`, an unchanged file's cases are built from what an earlier read kept."""
     path = Path(path)
     try:
         return _check_file(path, Path(root) if root is not None else find_root(path), cache)
     except Exception as exc:  # the last guard: one file must never stop the run
-        return [], [CaseFileError(path, 1, f"the harness failed reading this file ({type(exc).__name__}: {exc}); "
-                                           "please report it with the file")]
+        return [], [
+            CaseFileError(
+                path,
+                1,
+                f"the harness failed reading this file ({type(exc).__name__}: {exc}); please report it with the file",
+            )
+        ]
 
 
 def _check_file(path: Path, root: Path, cache: "ParseCache | None" = None) -> tuple[list[Case], list[CaseFileError]]:
@@ -270,8 +287,9 @@ def _from_cache(cache: "ParseCache", path: Path, root: Path) -> list[Case] | Non
         lines = LineMap({tuple(k): v for k, v in entry["lines"]})
         problems, cases = _Problems(path), []
         for kept in entry["cases"]:
-            case = _build(kept["body"], _CaseLines(lines, tuple(kept["prefix"])), path, root, kept["id"],
-                          kept["params"], problems)
+            case = _build(
+                kept["body"], _CaseLines(lines, tuple(kept["prefix"])), path, root, kept["id"], kept["params"], problems
+            )
             if case is None:
                 return None
             case.file_hash = entry["sha256"][:16]
@@ -283,8 +301,15 @@ def _from_cache(cache: "ParseCache", path: Path, root: Path) -> list[Case] | Non
 
 def case_to_data(case: Case) -> dict:
     """A loaded case as plain data (what a worker process gets: no path to re-parse)."""
-    return {"id": case.id, "file": str(case.file), "root": str(case.root), "line": case.line, "params": case.params,
-            "body": case.raw, "file_hash": case.file_hash}
+    return {
+        "id": case.id,
+        "file": str(case.file),
+        "root": str(case.root),
+        "line": case.line,
+        "params": case.params,
+        "body": case.raw,
+        "file_hash": case.file_hash,
+    }
 
 
 def case_from_data(data: dict) -> Case:
@@ -309,20 +334,27 @@ def _twin_file(path: Path) -> Path | None:
 
 # --- expansion and checks ------------------------------------------------------------------------------------------
 
-def _expand(merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, multi: bool,
-            problems: _Problems) -> Iterator[Case]:
+
+def _expand(
+    merged: dict, at: _CaseLines, path: Path, root: Path, base_id: str, multi: bool, problems: _Problems
+) -> Iterator[Case]:
     matrix = merged.get("matrix") or {}
     if not isinstance(matrix, dict) or not all(isinstance(v, list) and v for v in matrix.values()):
         problems.add(at("matrix"), "`matrix:` must map each parameter to a non-empty list")
         return
     combinations = math.prod(len(v) for v in matrix.values())
     if combinations > limits.MAX_MATRIX_COMBINATIONS:
-        problems.add(at("matrix"), f"`matrix:` expands to {combinations:,} cases, over the limit of "
-                                   f"{limits.MAX_MATRIX_COMBINATIONS:,}")
+        problems.add(
+            at("matrix"),
+            f"`matrix:` expands to {combinations:,} cases, over the limit of {limits.MAX_MATRIX_COMBINATIONS:,}",
+        )
         return
     bad_values = [k for k, v in matrix.items() for x in v if isinstance(x, (dict, list))]
     if bad_values:
-        problems.add(at("matrix", bad_values[0]), f"`matrix:` values must be plain scalars ({bad_values[0]!r} holds a collection)")
+        problems.add(
+            at("matrix", bad_values[0]),
+            f"`matrix:` values must be plain scalars ({bad_values[0]!r} holds a collection)",
+        )
         return
     name = merged.get("name")
     for where, text in _id_parts(name if multi else None, matrix):
@@ -361,13 +393,17 @@ def _id_part_problem(text: str) -> str | None:
 
     hidden = next((c for c in text if unicodedata.category(c).startswith("C")), None)
     if hidden is not None:
-        return (f"{text[:40]!r} holds the invisible character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'control')}); "
-                "case names and matrix keys/values become case ids")
+        return (
+            f"{text[:40]!r} holds the invisible character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'control')}); "
+            "case names and matrix keys/values become case ids"
+        )
     if "::" in text:
         return f"{text[:40]!r} holds `::`, which separates the parts of a case id"
     if len(text) > limits.MAX_ID_PART:
-        return (f"{text[:40]!r}... is {len(text)} characters, over the limit of {limits.MAX_ID_PART} for a case name "
-                "or matrix key/value (they become case ids)")
+        return (
+            f"{text[:40]!r}... is {len(text)} characters, over the limit of {limits.MAX_ID_PART} for a case name "
+            "or matrix key/value (they become case ids)"
+        )
     if not text.strip():
         return "an empty or blank case name or matrix key/value (they become case ids)"
     return None
@@ -411,9 +447,14 @@ def _validate_schema(body: dict, at: _CaseLines, path: Path, multi: bool, proble
         where = tuple(error.absolute_path)
         if error.context:
             shown = json.dumps(error.instance, default=str)
-            line, message = at(*where), (f"{'.'.join(map(str, where)) or '(top level)'}: "
-                                         f"{shown[:80] + ('...' if len(shown) > 80 else '')} is not "
-                                         f"{error.schema['description'].split(';')[0]}")
+            line, message = (
+                at(*where),
+                (
+                    f"{'.'.join(map(str, where)) or '(top level)'}: "
+                    f"{shown[:80] + ('...' if len(shown) > 80 else '')} is not "
+                    f"{error.schema['description'].split(';')[0]}"
+                ),
+            )
         else:
             line, message = _schema_problem(error, where, body, at)
         problems.add(line, message)
@@ -435,8 +476,10 @@ def _schema_problem(error: jsonschema.ValidationError, where: tuple, body: dict,
     if len(where) >= 2 and where[0] == "network":
         layer = body["network"][where[1]] if isinstance(body.get("network"), list) else None
         if isinstance(layer, dict) and layer.get("op") not in ("input", "constant", "cast", "quantize", "dequantize"):
-            return at(*where[:2]), (f"unknown layer type {layer.get('op')!r} at network.{where[1]} "
-                                    "(known: input, constant, cast, quantize, dequantize)")
+            return at(*where[:2]), (
+                f"unknown layer type {layer.get('op')!r} at network.{where[1]} "
+                "(known: input, constant, cast, quantize, dequantize)"
+            )
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
         patterns = list(error.schema.get("patternProperties", {}))
@@ -470,7 +513,9 @@ def _values(spec: Any, outputs: list[str], path: Path, line: int) -> dict[str, A
     plain_data = not isinstance(spec, dict) or any(k in spec for k in ("arange", "fill", "random", "npy"))
     if plain_data:
         if len(outputs) != 1:
-            raise CaseFileError(path, line, f"the case has {len(outputs)} outputs: give `values` as a mapping output -> data")
+            raise CaseFileError(
+                path, line, f"the case has {len(outputs)} outputs: give `values` as a mapping output -> data"
+            )
         return {outputs[0]: spec}
     unknown = sorted(set(spec) - set(outputs))
     if unknown:
@@ -483,19 +528,29 @@ def _expectation(spec: Any, outputs: list[str], path: Path, at: _CaseLines, wher
     if spec in ("reference", "observe"):
         return Expectation(spec)
     if "reference" in spec:
-        return Expectation("reference", tolerance=_tolerance((spec["reference"] or {}).get("tolerance"), path,
-                                                             at(*where, "reference", "tolerance")))
+        return Expectation(
+            "reference",
+            tolerance=_tolerance(
+                (spec["reference"] or {}).get("tolerance"), path, at(*where, "reference", "tolerance")
+            ),
+        )
     if "error" in spec:
         message = spec["error"].get("message")
         if message is not None:
             try:
                 re.compile(message)
             except re.error as exc:
-                raise CaseFileError(path, at(*where, "error", "message"),
-                                    f"error message pattern {message!r} is not a regular expression: {exc}") from None
+                raise CaseFileError(
+                    path,
+                    at(*where, "error", "message"),
+                    f"error message pattern {message!r} is not a regular expression: {exc}",
+                ) from None
         return Expectation("error", category=spec["error"]["category"], message=message)
-    return Expectation("values", values=_values(spec["values"], outputs, path, line),
-                       tolerance=_tolerance(spec.get("tolerance"), path, at(*where, "tolerance")))
+    return Expectation(
+        "values",
+        values=_values(spec["values"], outputs, path, line),
+        tolerance=_tolerance(spec.get("tolerance"), path, at(*where, "tolerance")),
+    )
 
 
 def _check_specifier(spec: str | None, path: Path, line: int) -> None:
@@ -504,29 +559,46 @@ def _check_specifier(spec: str | None, path: Path, line: int) -> None:
     try:
         SpecifierSet(spec)
     except InvalidSpecifier:
-        raise CaseFileError(path, line, f"{spec!r} is not a version specifier (PEP 440, such as '>=10.0,<11')") from None
+        raise CaseFileError(
+            path, line, f"{spec!r} is not a version specifier (PEP 440, such as '>=10.0,<11')"
+        ) from None
 
 
-def _check_data(spec: Any, at: _CaseLines, where: tuple, path: Path, root: Path, declared: tuple | None,
-                type_name: str | None, big_allowed: bool = False) -> None:
+def _check_data(
+    spec: Any,
+    at: _CaseLines,
+    where: tuple,
+    path: Path,
+    root: Path,
+    declared: tuple | None,
+    type_name: str | None,
+    big_allowed: bool = False,
+) -> None:
     """What `materialise` will need, checked without making anything: numbers readable and in the tensor's type,
     literals not ragged, element counts matching the declared shape and within the limit, `random` bounds,
     `.npy` files inside the cases root with a header that fits."""
     line = at(*where)
     count = math.prod(declared) if declared is not None else None
     try:
-        if count is not None and count > limits.MAX_ELEMENTS and not (big_allowed and isinstance(spec, dict) and "fill" in spec):
+        if (
+            count is not None
+            and count > limits.MAX_ELEMENTS
+            and not (big_allowed and isinstance(spec, dict) and "fill" in spec)
+        ):
             raise data_mod.DataError(
                 f"a tensor of {count:,} elements, over the limit of {limits.MAX_ELEMENTS:,} (only an input whose data "
-                "is `fill` in a case that expects an error may be larger: it is never made)")
+                "is `fill` in a case that expects an error may be larger: it is never made)"
+            )
         npy = data_mod.npy_path(spec, path, root)
         if npy is not None:
             if not npy.is_file():
                 raise data_mod.DataError(f"data file {spec['npy']!r} does not exist (or is not a regular file)")
             shape, np_type = data_mod.npy_header(npy)
             if count is not None and math.prod(shape) != count:
-                raise data_mod.DataError(f"{npy.name} holds {math.prod(shape)} elements of shape {list(shape)}; the "
-                                         f"declared shape {list(declared)} needs {count}")
+                raise data_mod.DataError(
+                    f"{npy.name} holds {math.prod(shape)} elements of shape {list(shape)}; the "
+                    f"declared shape {list(declared)} needs {count}"
+                )
             if np_type.kind not in "biuf" and np_type.kind != "V" and not _ml_dtype(np_type):
                 raise data_mod.DataError(f"{npy.name} holds {np_type}, not numbers")
             return
@@ -535,10 +607,16 @@ def _check_data(spec: Any, at: _CaseLines, where: tuple, path: Path, root: Path,
                 _numbers(spec["arange"], at, (*where, "arange"), path)
                 n = data_mod.arange_count(spec["arange"])
                 if count is not None and n != count:
-                    raise data_mod.DataError(f"`arange` makes {n} values; the declared shape {list(declared)} needs {count}")
+                    raise data_mod.DataError(
+                        f"`arange` makes {n} values; the declared shape {list(declared)} needs {count}"
+                    )
             if "random" in spec:
-                _numbers({k: v for k, v in spec["random"].items() if k not in ("seed", "distribution")}, at,
-                         (*where, "random"), path)
+                _numbers(
+                    {k: v for k, v in spec["random"].items() if k not in ("seed", "distribution")},
+                    at,
+                    (*where, "random"),
+                    path,
+                )
                 data_mod.check_random(spec["random"], type_name)
                 _check_random_type(spec["random"], type_name)
             if "fill" in spec:
@@ -552,8 +630,10 @@ def _check_data(spec: Any, at: _CaseLines, where: tuple, path: Path, root: Path,
         if n > limits.MAX_ELEMENTS:
             raise data_mod.DataError(f"{n:,} literal values, over the limit of {limits.MAX_ELEMENTS:,}")
         if count is not None and shape != () and n != count:
-            raise data_mod.DataError(f"data of shape {list(shape)} ({n} values) does not fit the declared shape "
-                                     f"{list(declared)} ({count} values)")
+            raise data_mod.DataError(
+                f"data of shape {list(shape)} ({n} values) does not fit the declared shape "
+                f"{list(declared)} ({count} values)"
+            )
         if count is not None and shape == () and count == 0:
             raise data_mod.DataError(f"a value given for the empty shape {list(declared)}")
         if type_name and dtypes.dtype(type_name).kind == "int":  # a zero point of 200 in int8, 1.5: refused here
@@ -617,8 +697,9 @@ def _shape(entry: dict, at: _CaseLines, where: tuple, path: Path) -> tuple[int, 
     return tuple(shape)
 
 
-def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, params: dict,
-           problems: _Problems) -> Case | None:
+def _build(
+    body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, params: dict, problems: _Problems
+) -> Case | None:
     """A schema-valid case body as a `Case`; every structural problem is recorded, not only the first."""
     before = len(problems.found)
     network: list[Layer] = []
@@ -632,23 +713,41 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             with problems.collect():
                 shape = _shape(entry, at, ("network", i), path)
             layer = Layer(
-                op=entry["op"], name=entry["name"], line=line, input=entry.get("input"), scale=entry.get("scale"),
-                zero_point=entry.get("zero_point"), axis=entry.get("axis"), to=entry.get("to"), dtype=entry.get("dtype"),
-                shape=shape, value=entry.get("value"), inputs=tuple(entry.get("inputs") or ()),
-                weight=entry.get("weight"), bias=entry.get("bias"),
-                attrs=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items()
-                                   if k in LAYER_ATTRS)),
+                op=entry["op"],
+                name=entry["name"],
+                line=line,
+                input=entry.get("input"),
+                scale=entry.get("scale"),
+                zero_point=entry.get("zero_point"),
+                axis=entry.get("axis"),
+                to=entry.get("to"),
+                dtype=entry.get("dtype"),
+                shape=shape,
+                value=entry.get("value"),
+                inputs=tuple(entry.get("inputs") or ()),
+                weight=entry.get("weight"),
+                bias=entry.get("bias"),
+                attrs=tuple(
+                    sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in entry.items() if k in LAYER_ATTRS)
+                ),
             )
             if layer.axis is not None and (isinstance(layer.axis, bool) or not isinstance(layer.axis, int)):
                 raise CaseFileError(path, at("network", i, "axis"), f"axis {layer.axis!r} is not an integer")
-            missing = [(role, getattr(layer, role)) for role in ("input", "weight", "bias", "scale", "zero_point")
-                       if getattr(layer, role) is not None and getattr(layer, role) not in defined]
+            missing = [
+                (role, getattr(layer, role))
+                for role in ("input", "weight", "bias", "scale", "zero_point")
+                if getattr(layer, role) is not None and getattr(layer, role) not in defined
+            ]
             for role, ref in missing:
-                problems.add(at("network", i, role), f"layer {layer.name!r}: {role} {ref!r} names no tensor defined before it")
+                problems.add(
+                    at("network", i, role), f"layer {layer.name!r}: {role} {ref!r} names no tensor defined before it"
+                )
             for k, ref in enumerate(layer.inputs):
                 if ref not in defined:
-                    problems.add(at("network", i, "inputs", k),
-                                 f"layer {layer.name!r}: inputs[{k}] {ref!r} names no tensor defined before it")
+                    problems.add(
+                        at("network", i, "inputs", k),
+                        f"layer {layer.name!r}: inputs[{k}] {ref!r} names no tensor defined before it",
+                    )
             if layer.name in defined:
                 raise CaseFileError(path, line, f"tensor name {layer.name!r} is defined twice")
             defined[layer.name] = layer  # defined even if its data is bad: one problem is reported once
@@ -686,7 +785,9 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             if name not in declared_inputs:
                 raise CaseFileError(path, at("inputs", name), f"data given for {name!r}, which is not an `input` layer")
             layer = declared_inputs[name]
-            _check_data(spec, at, ("inputs", name), path, root, layer.shape, layer.output_type, big_allowed=expects_error)
+            _check_data(
+                spec, at, ("inputs", name), path, root, layer.shape, layer.output_type, big_allowed=expects_error
+            )
     for name, layer in declared_inputs.items():
         if name not in inputs:
             problems.add(layer.line, f"input {name!r} has no data under `inputs:`")
@@ -695,23 +796,42 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
         for name, spec in values.items():
             with problems.collect():
                 shape = shapes.get(name)
-                _check_data(spec, at, where if plain else (*where, name), path, root,
-                            shape if name in defined else None, types.get(name))
+                _check_data(
+                    spec,
+                    at,
+                    where if plain else (*where, name),
+                    path,
+                    root,
+                    shape if name in defined else None,
+                    types.get(name),
+                )
 
     if expect is not None and expect.kind == "values":
-        check_values(expect.values, ("expect", "values"), not isinstance(body["expect"]["values"], dict)
-                     or any(k in body["expect"]["values"] for k in ("arange", "fill", "random", "npy")))
+        check_values(
+            expect.values,
+            ("expect", "values"),
+            not isinstance(body["expect"]["values"], dict)
+            or any(k in body["expect"]["values"] for k in ("arange", "fill", "random", "npy")),
+        )
 
     documented = None
     if "documented" in body:
         d = body["documented"]
         with problems.collect():
             values = _values(d["values"], outputs, path, at("documented", "values"))
-            check_values(values, ("documented", "values"), not isinstance(d["values"], dict)
-                         or any(k in d["values"] for k in ("arange", "fill", "random", "npy")))
+            check_values(
+                values,
+                ("documented", "values"),
+                not isinstance(d["values"], dict) or any(k in d["values"] for k in ("arange", "fill", "random", "npy")),
+            )
             _check_specifier(d.get("version"), path, at("documented", "version"))
-            documented = Documented(values, _tolerance(d.get("tolerance"), path, at("documented", "tolerance")),
-                                    d["reason"], d.get("link"), _selector(d) if "backend" in d else None)
+            documented = Documented(
+                values,
+                _tolerance(d.get("tolerance"), path, at("documented", "tolerance")),
+                d["reason"],
+                d.get("link"),
+                _selector(d) if "backend" in d else None,
+            )
 
     overrides = []
     for i, entry in enumerate(body.get("overrides") or []):
@@ -719,9 +839,14 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
             _check_specifier(entry.get("version"), path, at("overrides", i, "version"))
             o_expect = _expectation(entry["expect"], outputs, path, at, ("overrides", i, "expect"))
             if o_expect.kind == "values":
-                check_values(o_expect.values, ("overrides", i, "expect", "values"),
-                             not isinstance(entry["expect"]["values"], dict))
-            overrides.append(Override(_selector(entry), o_expect, entry["reason"], entry.get("link"), at("overrides", i)))
+                check_values(
+                    o_expect.values,
+                    ("overrides", i, "expect", "values"),
+                    not isinstance(entry["expect"]["values"], dict),
+                )
+            overrides.append(
+                Override(_selector(entry), o_expect, entry["reason"], entry.get("link"), at("overrides", i))
+            )
     requires = []
     for i, entry in enumerate(body.get("requires") or []):
         with problems.collect():
@@ -734,11 +859,26 @@ def _build(body: dict, at: _CaseLines, path: Path, root: Path, case_id: str, par
     if len(problems.found) > before or expect is None:
         return None
     return Case(
-        id=case_id, file=path, root=root, line=at("name") if "name" in body and at("name") else 1,
-        title=body["title"], source=body["source"], tags=list(body.get("tags") or []),
-        severity=body.get("severity", "normal"), tier=body.get("tier", "quick"), params=params,
-        network=network, outputs=outputs, inputs=inputs, expect=expect, documented=documented,
-        overrides=overrides, requires=requires, onnx=dict(body.get("onnx") or {}), target=dict(body.get("target") or {}),
-        raw=body, runs_quantized=list(body.get("runs_quantized") or []),
+        id=case_id,
+        file=path,
+        root=root,
+        line=at("name") if "name" in body and at("name") else 1,
+        title=body["title"],
+        source=body["source"],
+        tags=list(body.get("tags") or []),
+        severity=body.get("severity", "normal"),
+        tier=body.get("tier", "quick"),
+        params=params,
+        network=network,
+        outputs=outputs,
+        inputs=inputs,
+        expect=expect,
+        documented=documented,
+        overrides=overrides,
+        requires=requires,
+        onnx=dict(body.get("onnx") or {}),
+        target=dict(body.get("target") or {}),
+        raw=body,
+        runs_quantized=list(body.get("runs_quantized") or []),
         interpretation=dict(body.get("interpretation") or {}),
     )

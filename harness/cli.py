@@ -29,25 +29,41 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run cases on backends, write the results bundle and print the matrix")
     run.add_argument("paths", nargs="*", type=Path, help="case files or folders (default: cases/)")
     run.add_argument("--backend", action="append", default=[], help="backend to run (repeatable; default: all)")
-    run.add_argument("--out", type=Path, default=None,
-                     help="bundle folder (default: reports/latest for a full run; reports/subset when paths, "
-                          "--backend, -k or --tier choose part of it)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="bundle folder (default: reports/latest for a full run; reports/subset when paths, "
+        "--backend, -k or --tier choose part of it)",
+    )
     run.add_argument("--resume", action="store_true", help="continue the bundle in --out (items it records are kept)")
-    run.add_argument("--force", action="store_true",
-                     help="write into --out even when it holds files the harness did not write (they may be removed)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="write into --out even when it holds files the harness did not write (they may be removed)",
+    )
     run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")
     run.add_argument("--root", type=Path, default=None, help="cases root, where data files must stay")
-    run.add_argument("--opset", type=int, default=None, help="ONNX opset for the ONNX-based backends (13, 17, 19, 21, 23)")
-    run.add_argument("--no-parse-cache", action="store_true",
-                     help="read every case file afresh (default: unchanged files from the cache folder's parse cache)")
+    run.add_argument(
+        "--opset", type=int, default=None, help="ONNX opset for the ONNX-based backends (13, 17, 19, 21, 23)"
+    )
+    run.add_argument(
+        "--no-parse-cache",
+        action="store_true",
+        help="read every case file afresh (default: unchanged files from the cache folder's parse cache)",
+    )
     run.add_argument("--history-from", type=Path, default=None, help="an Allure history.jsonl to continue")
     run.add_argument("--no-report", action="store_true", help="skip the Allure HTML report")
-    run.add_argument("--output-budget", default=None, metavar="SIZE",
-                     help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk); "
-                          "a case whose outputs do not fit is that case's error, the rest runs")
+    run.add_argument(
+        "--output-budget",
+        default=None,
+        metavar="SIZE",
+        help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk); "
+        "a case whose outputs do not fit is that case's error, the rest runs",
+    )
 
     rpt = sub.add_parser("report", help="generate the Allure HTML report of a finished run")
     rpt.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"))
@@ -69,11 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     cov.add_argument("out", type=Path, nargs="?", default=Path("reports/latest"), help="the bundle folder")
     cov.add_argument("--readme", type=Path, default=None, help="also replace the table between the coverage markers")
 
-    mat = sub.add_parser("matrix", help="the suite once per package version, each in its own cached environment, "
-                                         "then the bundles compared in order")
+    mat = sub.add_parser(
+        "matrix",
+        help="the suite once per package version, each in its own cached environment, "
+        "then the bundles compared in order",
+    )
     mat.add_argument("paths", nargs="*", default=["cases"], help="case files or folders (default: cases/)")
     mat.add_argument("--out", type=Path, default=Path("reports/matrix"), help="one bundle per version under DIR")
-    mat.add_argument("--cache", type=Path, default=None, help="where the environments are kept (default: the cache folder)")
+    mat.add_argument(
+        "--cache", type=Path, default=None, help="where the environments are kept (default: the cache folder)"
+    )
     mat.add_argument("--md", type=Path, default=None, help="also write the comparison as Markdown")
     from .matrix import families
 
@@ -91,8 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
     cmp_.add_argument("--html", type=Path, default=None, help="also write HTML")
     cmp_.add_argument("--json", type=Path, default=None, help="also write JSON")
-    cmp_.add_argument("--allow-partial", action="store_true",
-                      help="exit 0 even when a run that did not finish is missing (case, backend) pairs")
+    cmp_.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="exit 0 even when a run that did not finish is missing (case, backend) pairs",
+    )
 
     exp = sub.add_parser("export", help="write a case as an ONNX model, with its inputs as .npy beside it")
     exp.add_argument("case", help="case id (docs/s1-per-tensor-int8) or case file (cases/docs/s1-per-tensor-int8.yaml)")
@@ -103,19 +127,31 @@ def _parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser("import", help="cases from elsewhere: ONNX's own node tests, or a quantized ONNX model")
     imp.add_argument("source", help="'onnx-node-tests', or a model file (its suffix picks the importer, e.g. .onnx)")
-    imp.add_argument("-o", "--output", type=Path, default=None,
-                     help="folder to write the case files into (default: the importer's, under cases/)")
+    imp.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="folder to write the case files into (default: the importer's, under cases/)",
+    )
     imp.add_argument("--format", default=None, help="importer name (default: the source itself, else its suffix)")
-    imp.add_argument("--force", action="store_true",
-                     help="write into a folder that holds files `qdq import` did not write (they may be replaced)")
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a folder that holds files `qdq import` did not write (they may be replaced)",
+    )
 
     rep = sub.add_parser("repro", help="write a standalone script that reruns a case on one backend's own API")
     rep.add_argument("case", help="case id or case file path (FILE::name for a file of several cases)")
     rep.add_argument("--backend", required=True)
     rep.add_argument("-o", "--output", type=Path, default=None, help="script path (default: print it)")
     rep.add_argument("--cases", type=Path, default=Path("cases"))
-    rep.add_argument("--opset", type=int, default=None,
-                     help="ONNX opset for the ONNX-based backends' scripts, as `qdq run --opset` (default: the case's)")
+    rep.add_argument(
+        "--opset",
+        type=int,
+        default=None,
+        help="ONNX opset for the ONNX-based backends' scripts, as `qdq run --opset` (default: the case's)",
+    )
     return p
 
 
@@ -123,9 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     from .bundlecheck import BundleError
 
     args = _parser().parse_args(argv)
-    command = {"run": cmd_run, "validate": cmd_validate, "backends": cmd_backends, "export": cmd_export,
-               "import": cmd_import, "compare": cmd_compare, "matrix": cmd_matrix, "pack": cmd_pack,
-               "list": cmd_list, "coverage": cmd_coverage, "repro": cmd_repro, "report": cmd_report}[args.command]
+    command = {
+        "run": cmd_run,
+        "validate": cmd_validate,
+        "backends": cmd_backends,
+        "export": cmd_export,
+        "import": cmd_import,
+        "compare": cmd_compare,
+        "matrix": cmd_matrix,
+        "pack": cmd_pack,
+        "list": cmd_list,
+        "coverage": cmd_coverage,
+        "repro": cmd_repro,
+        "report": cmd_report,
+    }[args.command]
     try:
         return command(args)
     except BundleError as exc:  # a bundle or pack that is not what it claims: one line, never a traceback
@@ -182,12 +229,16 @@ def cmd_run(args) -> int:
     finally:
         held.close()
     if signalled:
-        print(f"qdq run: interrupted ({signal.Signals(signalled).name}); the bundle in {out} is partial", file=sys.stderr)
+        print(
+            f"qdq run: interrupted ({signal.Signals(signalled).name}); the bundle in {out} is partial", file=sys.stderr
+        )
         return 128 + signalled
     full = budget.low_on_disk(out)
     if full:  # the run stopped itself before the disk filled up (or could not write): no report, no comparison
-        print(f"qdq run: {full}; the run stopped, what was written is kept, the bundle in {out} is partial",
-              file=sys.stderr)
+        print(
+            f"qdq run: {full}; the run stopped, what was written is kept, the bundle in {out} is partial",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     if code in (4, 5):  # pytest: usage error, no tests collected
         print("qdq run: " + ("no cases collected" if code == 5 else "usage error"), file=sys.stderr)
@@ -242,17 +293,33 @@ def _compare_with_previous(out: Path) -> None:
         print(f"against the previous run: not compared ({exc})")
         return
     counts = comparison.counts()
-    print("\nagainst the previous run: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no change")
-          + f" (details: {out / 'compare.md'})")
+    print(
+        "\nagainst the previous run: "
+        + (", ".join(f"{n} {k}" for k, n in counts.items()) or "no change")
+        + f" (details: {out / 'compare.md'})"
+    )
     for change in comparison.changes:
         if change.kind == "regressed":
-            print(f"  REGRESSED {change.case_id} [{change.backend}] {change.old} -> {change.new}: {change.detail[:200]}")
+            print(
+                f"  REGRESSED {change.case_id} [{change.backend}] {change.old} -> {change.new}: {change.detail[:200]}"
+            )
     (out / "compare.md").write_text(bundlediff.markdown([comparison]))
 
 
 def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
-    pytest_args = [*map(str, paths), "--qdq-out", str(out), "--qdq-tier", args.tier, "-q", "--no-header", "-rfE",
-                   "-p", "no:cacheprovider", "--qdq-lock-held"]
+    pytest_args = [
+        *map(str, paths),
+        "--qdq-out",
+        str(out),
+        "--qdq-tier",
+        args.tier,
+        "-q",
+        "--no-header",
+        "-rfE",
+        "-p",
+        "no:cacheprovider",
+        "--qdq-lock-held",
+    ]
     if _has_allure_pytest():
         pytest_args += ["--alluredir", str(out / "allure-results")]
     for path in paths:  # any folder of case files can be run, named `cases` or not
@@ -301,8 +368,9 @@ def _run_pytest(pytest_args: list[str], out: Path, paths: list[Path], resume: bo
         for attempt in range(MAX_RESUMES + 1):
             args = pytest_args + (["--qdq-resume"] if attempt and "--qdq-resume" not in pytest_args else [])
             # Its own session: a Ctrl-C reaches it once, through `forward`; it dies with us (PR_SET_PDEATHSIG).
-            child = subprocess.Popen([sys.executable, "-m", "pytest", *args], start_new_session=True,
-                                     preexec_fn=_die_with_parent)
+            child = subprocess.Popen(
+                [sys.executable, "-m", "pytest", *args], start_new_session=True, preexec_fn=_die_with_parent
+            )
             code = child.wait()
             if received:
                 return code, received[0]
@@ -337,8 +405,9 @@ def _record_lost(out: Path, nodeids: list[str], how: str, paths: list[Path]) -> 
     from .pytest_plugin import RunState, identify
     from .run import Record
 
-    state = RunState(backends=[], out_dir=out, root=None, is_worker=False,
-                     case_paths=[Path(os.path.abspath(p)) for p in paths])
+    state = RunState(
+        backends=[], out_dir=out, root=None, is_worker=False, case_paths=[Path(os.path.abspath(p)) for p in paths]
+    )
     for nodeid in nodeids:
         case_id, backend = identify(nodeid, Path.cwd(), state)
         message = f"{how} while running this item (a crash in a backend that runs in the pytest process)"
@@ -373,6 +442,7 @@ def cmd_report(args) -> int:
 
 # --- compare ------------------------------------------------------------------------------------------------------
 
+
 def cmd_compare(args) -> int:
     """Exit 1 when a (case, backend) regressed between two consecutive bundles, or a run that did not finish is
     missing pairs (unless --allow-partial), else 0 (2: unreadable input)."""
@@ -391,14 +461,21 @@ def cmd_compare(args) -> int:
             print(f"qdq compare: {exc}", file=sys.stderr)
             return EXIT_USAGE
     print(bundlediff.terminal(comparisons))
-    for path, render in ((args.md, bundlediff.markdown), (args.html, bundlediff.to_html), (args.json, bundlediff.to_json)):
+    for path, render in (
+        (args.md, bundlediff.markdown),
+        (args.html, bundlediff.to_html),
+        (args.json, bundlediff.to_json),
+    ):
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(render(comparisons))
     lost = sum(c.lost for c in comparisons)
     if lost and not args.allow_partial:
-        print(f"qdq compare: {lost} (case, backend) missing from a run that did not finish; exit 1 "
-              "(--allow-partial to accept)", file=sys.stderr)
+        print(
+            f"qdq compare: {lost} (case, backend) missing from a run that did not finish; exit 1 "
+            "(--allow-partial to accept)",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
 
@@ -424,8 +501,11 @@ def cmd_matrix(args) -> int:
     from . import bundlediff, matrix
     from .config import default_cache
 
-    environments = [matrix.Environment(option, version, spec) for option, spec in matrix.families().items()
-                    for version in getattr(args, option.replace("-", "_"))]
+    environments = [
+        matrix.Environment(option, version, spec)
+        for option, spec in matrix.families().items()
+        for version in getattr(args, option.replace("-", "_"))
+    ]
     if not environments:
         print("qdq matrix: name versions, e.g. --onnxruntime 1.30.0 --onnxruntime 1.32.0", file=sys.stderr)
         return EXIT_USAGE
@@ -468,16 +548,29 @@ def cmd_list(args) -> int:
             if tags and not tags & set(case.tags):
                 continue
             expect, override = case.expectation_for(args.backend, args.version) if args.backend else (case.expect, None)
-            rows.append({"case": case.id, "tags": case.tags, "source": case.source.get("document"),
-                         "where": case.source.get("where"), "expect": expect.describe(),
-                         "declared": override.reason if override else None, "tier": case.tier})
+            rows.append(
+                {
+                    "case": case.id,
+                    "tags": case.tags,
+                    "source": case.source.get("document"),
+                    "where": case.source.get("where"),
+                    "expect": expect.describe(),
+                    "declared": override.reason if override else None,
+                    "tier": case.tier,
+                }
+            )
     for row in rows:
         if args.json:
             print(json.dumps(row))
         else:
-            print(f"{row['case']}  [{', '.join(row['tags'])}]  {row['expect']}"
-                  + (f" (declared: {row['declared'][:80]})" if row["declared"] else "") + f"  <- {row['source']}")
-    print(f"{len(rows)} case(s)" + (f"; {problems} file problem(s): `qdq validate`" if problems else ""), file=sys.stderr)
+            print(
+                f"{row['case']}  [{', '.join(row['tags'])}]  {row['expect']}"
+                + (f" (declared: {row['declared'][:80]})" if row["declared"] else "")
+                + f"  <- {row['source']}"
+            )
+    print(
+        f"{len(rows)} case(s)" + (f"; {problems} file problem(s): `qdq validate`" if problems else ""), file=sys.stderr
+    )
     return EXIT_OK
 
 
@@ -501,6 +594,7 @@ def cmd_coverage(args) -> int:
 
 
 # --- validate / backends --------------------------------------------------------------------------------------------
+
 
 def cmd_validate(args) -> int:
     from .caseload import check_file, iter_case_files
@@ -526,8 +620,14 @@ def cmd_backends(args) -> int:
     rows = [("backend", "available", "version", "what it is / why not")]
     for name in discover():
         a = availability(name)
-        rows.append((name, "yes" if a.available else "no", a.version or "-",
-                     instance(name).product if a.available else a.reason))
+        rows.append(
+            (
+                name,
+                "yes" if a.available else "no",
+                a.version or "-",
+                instance(name).product if a.available else a.reason,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
         print("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3])
@@ -535,6 +635,7 @@ def cmd_backends(args) -> int:
 
 
 # --- export / repro -------------------------------------------------------------------------------------------------
+
 
 def find_case(spec: str, root: Path):
     """A case by id (`docs/s1-per-tensor-int8`, `rules/axis::bad::axis=4`) under `root`, or by file path
@@ -546,7 +647,9 @@ def find_case(spec: str, root: Path):
     if as_path.suffix in CASE_SUFFIXES and as_path.is_file():
         path, case_root = as_path, find_root(as_path)
     else:
-        path = next((root / f"{file_part}{sfx}" for sfx in CASE_SUFFIXES if (root / f"{file_part}{sfx}").is_file()), None)
+        path = next(
+            (root / f"{file_part}{sfx}" for sfx in CASE_SUFFIXES if (root / f"{file_part}{sfx}").is_file()), None
+        )
         case_root = root
         if path is None:
             raise SystemExit(f"qdq: no case file for {spec!r} under {root} (give a case id or a path to a .yaml file)")
@@ -567,8 +670,10 @@ def _family_tool(group: str, command: str, name: str, asked: str):
 
     tools = {ep.name: ep for ep in entry_points(group=group)}
     if name not in tools:
-        print(f"qdq {command}: nothing registered for {asked!r}; installed: {', '.join(sorted(tools)) or 'none'}",
-              file=sys.stderr)
+        print(
+            f"qdq {command}: nothing registered for {asked!r}; installed: {', '.join(sorted(tools)) or 'none'}",
+            file=sys.stderr,
+        )
         return None
     try:
         return tools[name].load()

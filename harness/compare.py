@@ -29,7 +29,9 @@ class Comparison:
     def summary(self) -> str:
         if self.shape_mismatch:
             return self.shape_mismatch
-        text = f"{self.mismatched}/{self.total} elements differ, max |diff| {self.max_abs:.6g}, max rel {self.max_rel:.3g}"
+        text = (
+            f"{self.mismatched}/{self.total} elements differ, max |diff| {self.max_abs:.6g}, max rel {self.max_rel:.3g}"
+        )
         if self.max_steps is not None:
             text += f", max {self.max_steps:g} step(s)"
         if self.first:
@@ -48,8 +50,15 @@ def _wide(a: np.ndarray) -> np.ndarray:
 def compare(got: np.ndarray, expected: np.ndarray, tolerance: Tolerance, step: np.ndarray | None = None) -> Comparison:
     got, expected = np.asarray(got), np.asarray(expected)
     if got.shape != expected.shape:
-        return Comparison(False, int(expected.size), int(expected.size), float("inf"), float("inf"), None,
-                          shape_mismatch=f"shape {list(got.shape)} differs from the expected {list(expected.shape)}")
+        return Comparison(
+            False,
+            int(expected.size),
+            int(expected.size),
+            float("inf"),
+            float("inf"),
+            None,
+            shape_mismatch=f"shape {list(got.shape)} differs from the expected {list(expected.shape)}",
+        )
     g, e = _wide(got), _wide(expected)
     both_nan = np.isnan(g) & np.isnan(e)
     same = (g == e) | both_nan
@@ -62,20 +71,33 @@ def compare(got: np.ndarray, expected: np.ndarray, tolerance: Tolerance, step: n
         within = same
     elif tolerance.kind == "steps":
         if steps is None:
-            raise ValueError("a tolerance in quantization steps needs the output's step (a dequantize with a constant scale)")
+            raise ValueError(
+                "a tolerance in quantization steps needs the output's step (a dequantize with a constant scale)"
+            )
         within = same | (steps <= tolerance.steps + 1e-9)
     else:
         with np.errstate(invalid="ignore"):
             within = same | (diff <= tolerance.atol + tolerance.rtol * np.abs(e))
     bad = ~within
     order = np.argwhere(bad)[:FIRST_DIFFERENCES]
-    first = [{"index": [int(i) for i in idx], "got": _scalar(g[tuple(idx)]), "expected": _scalar(e[tuple(idx)]),
-              "abs": _scalar(diff[tuple(idx)]),
-              "steps": None if steps is None else _scalar(steps[tuple(idx)])} for idx in order]
+    first = [
+        {
+            "index": [int(i) for i in idx],
+            "got": _scalar(g[tuple(idx)]),
+            "expected": _scalar(e[tuple(idx)]),
+            "abs": _scalar(diff[tuple(idx)]),
+            "steps": None if steps is None else _scalar(steps[tuple(idx)]),
+        }
+        for idx in order
+    ]
     return Comparison(
-        ok=not bad.any(), total=int(g.size), mismatched=int(bad.sum()),
-        max_abs=float(diff.max()) if diff.size else 0.0, max_rel=float(rel.max()) if rel.size else 0.0,
-        max_steps=(float(steps.max()) if steps.size else 0.0) if steps is not None else None, first=first,
+        ok=not bad.any(),
+        total=int(g.size),
+        mismatched=int(bad.sum()),
+        max_abs=float(diff.max()) if diff.size else 0.0,
+        max_rel=float(rel.max()) if rel.size else 0.0,
+        max_steps=(float(steps.max()) if steps.size else 0.0) if steps is not None else None,
+        first=first,
     )
 
 

@@ -73,8 +73,9 @@ def _quantize_context(case: Case, info: NetworkInfo, output: str, inputs: dict[s
     return np.asarray(x, dtype=np.float64), np.asarray(scale, dtype=np.float64)
 
 
-def pair_diff(case: Case, info: NetworkInfo, a: str, b: str, out_a: dict, out_b: dict, inputs: dict,
-              tolerance: Tolerance) -> list[dict]:
+def pair_diff(
+    case: Case, info: NetworkInfo, a: str, b: str, out_a: dict, out_b: dict, inputs: dict, tolerance: Tolerance
+) -> list[dict]:
     diffs = []
     for output in case.outputs:
         if output not in out_a or output not in out_b:
@@ -86,25 +87,48 @@ def pair_diff(case: Case, info: NetworkInfo, a: str, b: str, out_a: dict, out_b:
         first = []
         for entry in c.first:
             idx = tuple(entry["index"])
-            row = {"index": list(idx), a: entry["expected"], b: entry["got"], "abs": entry["abs"], "steps": entry["steps"]}
+            row = {
+                "index": list(idx),
+                a: entry["expected"],
+                b: entry["got"],
+                "abs": entry["abs"],
+                "steps": entry["steps"],
+            }
             if context is not None and context[0].shape == np.shape(out_a[output]):
                 x, s = context[0][idx], context[1][idx]
                 row.update(input=float(x), scale=float(s), rounding=tie_class(x, s))
             first.append(row)
-        diffs.append({
-            "case_id": case.id, "output": output, "backends": [a, b], "agree": c.ok, "tolerance": tol.describe(),
-            "max_abs": c.max_abs, "max_rel": c.max_rel, "max_steps": c.max_steps, "differing": c.mismatched,
-            "total": c.total, "share": (c.mismatched / c.total) if c.total else 0.0, "first": first,
-            "shape_mismatch": c.shape_mismatch,
-        })
+        diffs.append(
+            {
+                "case_id": case.id,
+                "output": output,
+                "backends": [a, b],
+                "agree": c.ok,
+                "tolerance": tol.describe(),
+                "max_abs": c.max_abs,
+                "max_rel": c.max_rel,
+                "max_steps": c.max_steps,
+                "differing": c.mismatched,
+                "total": c.total,
+                "share": (c.mismatched / c.total) if c.total else 0.0,
+                "first": first,
+                "shape_mismatch": c.shape_mismatch,
+            }
+        )
     return diffs
 
 
 def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outcome]]) -> tuple[Verdict, list[dict]]:
     produced = {name: (version, o) for name, (version, o) in outcomes.items() if o.outputs is not None}
     if len(produced) < 2:
-        others = ", ".join(f"{n}: {'refused' if o.error else 'crashed' if o.crash else 'no outputs'}"
-                           for n, (_, o) in outcomes.items() if n not in produced) or "none ran"
+        others = (
+            ", ".join(
+                f"{n}: {'refused' if o.error else 'crashed' if o.crash else 'no outputs'}"
+                for n, (_, o) in outcomes.items()
+                if n not in produced
+            )
+            or "none ran"
+        )
         return make("skipped", f"fewer than two backends produced outputs ({others})", skip_kind="fewer-backends"), []
     info = NetworkInfo(case)
     tolerance = case.expect.tolerance if case.expect.kind in ("values", "reference") else Tolerance("exact")
@@ -121,9 +145,15 @@ def cross_backend_verdict(case: Case, outcomes: dict[str, tuple[str | None, Outc
             diffs.append(d)
             if d["agree"]:
                 continue
-            text = (f"{a} vs {b} on {d['output']}: {d['shape_mismatch'] or ''}{d['differing']}/{d['total']} differ, "
-                    f"max |diff| {d['max_abs']:.6g}" + (f" ({d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''})"
-                                                      if d["max_steps"] is not None else ""))
+            text = (
+                f"{a} vs {b} on {d['output']}: {d['shape_mismatch'] or ''}{d['differing']}/{d['total']} differ, "
+                f"max |diff| {d['max_abs']:.6g}"
+                + (
+                    f" ({d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''})"
+                    if d["max_steps"] is not None
+                    else ""
+                )
+            )
             if fused_vs_simulated and not d["shape_mismatch"]:
                 # By design, not a bug of either: labelled with its size, never hidden, never a failure by itself.
                 labelled.append(f"fused vs simulated: {text}")
@@ -154,14 +184,22 @@ def stored_outcome(record: dict, out_dir: Path, read: dict | None = None) -> Out
             if read is not None and known:
                 read[known] = outputs
     err = record.get("error")
-    return Outcome(outputs=outputs,
-                   error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
-                   crash=record.get("reason") if record["status"] == "error" else None,
-                   skip=record.get("reason") if record["status"] == "skip" and outputs is None else None)
+    return Outcome(
+        outputs=outputs,
+        error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
+        crash=record.get("reason") if record["status"] == "error" else None,
+        skip=record.get("reason") if record["status"] == "skip" and outputs is None else None,
+    )
 
 
-def stored_cross_backend(records: list[dict], sources: dict[str, tuple[str, str]], out_dir: Path,
-                         backends: list[str], alluredir: Path | None = None, parse_cache=None) -> list[dict]:
+def stored_cross_backend(
+    records: list[dict],
+    sources: dict[str, tuple[str, str]],
+    out_dir: Path,
+    backends: list[str],
+    alluredir: Path | None = None,
+    parse_cache=None,
+) -> list[dict]:
     """Every case's cross-backend record, from the backends' records and the outputs they stored, after all of
     them ran (Polygraphy's run -> results -> compare). Cases are read again from their files (once per file, through
     the parse cache when given: the workers that collected them kept them there)."""
@@ -184,8 +222,10 @@ def stored_cross_backend(records: list[dict], sources: dict[str, tuple[str, str]
         if case is None:
             continue
         read: dict[str, dict] = {}  # outputs by their hash: backends that agree to the bit are read once
-        outcomes = {r["backend"]: (r.get("backend_version"), stored_outcome(r, out_dir, read))
-                    for r in sorted(recs, key=lambda r: r["backend"])}
+        outcomes = {
+            r["backend"]: (r.get("backend_version"), stored_outcome(r, out_dir, read))
+            for r in sorted(recs, key=lambda r: r["backend"])
+        }
         if sum(o.outputs is not None for _, o in outcomes.values()) >= 2:
             inputs = make_inputs(case)  # the tie classes need the inputs behind each differing element
             for _, o in outcomes.values():

@@ -80,7 +80,10 @@ def check_random(r: dict, type_name: str | None) -> None:
         if num.get("std", 1) < 0:
             raise DataError("`random` std must not be negative")
         return
-    low, high = num.get("low", Fraction(-1 if dist == "uniform" else -128)), num.get("high", Fraction(1 if dist == "uniform" else 128))
+    low, high = (
+        num.get("low", Fraction(-1 if dist == "uniform" else -128)),
+        num.get("high", Fraction(1 if dist == "uniform" else 128)),
+    )
     if not low < high:
         raise DataError(f"`random` low ({low}) must be below high ({high})")
     if dist == "integers":
@@ -131,7 +134,10 @@ def to_array(values: list[Number], np_type: np.dtype) -> np.ndarray:
     t = dtypes.dtype_of(np.empty(0, np_type))
     if t.kind == "int":
         out = []
-        lo, hi = t.qmin if t.qmin is not None else np.iinfo(np_type).min, t.qmax if t.qmax is not None else np.iinfo(np_type).max
+        lo, hi = (
+            t.qmin if t.qmin is not None else np.iinfo(np_type).min,
+            t.qmax if t.qmax is not None else np.iinfo(np_type).max,
+        )
         for v in values:
             if not isinstance(v, Fraction) or v.denominator != 1 or not lo <= v <= hi:
                 raise DataError(f"{v} is not a value of {t.name} (integers {lo} to {hi})")

@@ -55,8 +55,15 @@ _TYPES = [
 BY_NAME: dict[str, DType] = {t.name: t for t in _TYPES}
 # Aliases people type: TensorRT's enum names and ml_dtypes' names.
 ALIASES = {
-    "float": "float32", "half": "float16", "bf16": "bfloat16", "fp32": "float32", "fp16": "float16",
-    "float8_e4m3fn": "fp8", "fp8e4m3": "fp8", "float4_e2m1fn": "fp4", "fp4e2m1": "fp4",
+    "float": "float32",
+    "half": "float16",
+    "bf16": "bfloat16",
+    "fp32": "float32",
+    "fp16": "float16",
+    "float8_e4m3fn": "fp8",
+    "fp8e4m3": "fp8",
+    "float4_e2m1fn": "fp4",
+    "fp4e2m1": "fp4",
     "float8_e5m2": "fp8e5m2",
 }
 NAMES = sorted(BY_NAME) + sorted(ALIASES)

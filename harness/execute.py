@@ -24,7 +24,9 @@ class Outcome:
     skip: str | None = None  # the harness could not feed this backend (e.g. inputs too large to materialise)
     built_not_run: str | None = None  # built for real, not run (no GPU): a build verdict, values unknown
     skip_kind: str | None = None  # the kind of `skip` or `built_not_run` (harness/skips.py)
-    details: dict = field(default_factory=dict)  # what the runner reports: ONNX opset, TensorRT typing, layer precisions
+    details: dict = field(
+        default_factory=dict
+    )  # what the runner reports: ONNX opset, TensorRT typing, layer precisions
     artifacts: dict[str, bytes] = field(default_factory=dict)  # files the runner built (model.onnx), for the report
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
@@ -36,8 +38,9 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
     feeds = {}
     for layer in case.network:
         if layer.op == "input":
-            feeds[layer.name] = data_mod.materialise(case.inputs[layer.name], tuple(layer.shape), layer.output_type,
-                                                     case.file, case.root)
+            feeds[layer.name] = data_mod.materialise(
+                case.inputs[layer.name], tuple(layer.shape), layer.output_type, case.file, case.root
+            )
     return feeds
 
 

@@ -110,10 +110,22 @@ class Worker:
         ans_read, ans_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "harness.worker", self.backend_name, str(req_read), str(ans_write),
-                 json.dumps(self.config.as_dict())],
-                stdin=subprocess.DEVNULL, stdout=self.stderr, stderr=self.stderr, pass_fds=(req_read, ans_write),
-                start_new_session=True, env=pinned_environment())
+                [
+                    sys.executable,
+                    "-m",
+                    "harness.worker",
+                    self.backend_name,
+                    str(req_read),
+                    str(ans_write),
+                    json.dumps(self.config.as_dict()),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=self.stderr,
+                stderr=self.stderr,
+                pass_fds=(req_read, ans_write),
+                start_new_session=True,
+                env=pinned_environment(),
+            )
         finally:
             os.close(req_read)
             os.close(ans_write)
@@ -195,8 +207,10 @@ class Worker:
             left = deadline - time.monotonic()
             if left <= 0:
                 self._kill()
-                crash = (f"{self.backend_name} worker hung {doing}: no answer within {timeout:g} s; killed.\n"
-                         f"{self._stderr_tail()}")
+                crash = (
+                    f"{self.backend_name} worker hung {doing}: no answer within {timeout:g} s; killed.\n"
+                    f"{self._stderr_tail()}"
+                )
                 self._release()
                 return {"crash": crash}
             ready, _, _ = select.select([self.answers], [], [], min(left, 1.0))
@@ -266,8 +280,12 @@ def outcome_from(answer: dict) -> Outcome:
     return Outcome(
         outputs=decode_arrays(answer.get("outputs")),
         error=QdqError(err["category"], err["message"], native=err["native"], phase=err["phase"]) if err else None,
-        crash=answer.get("crash"), inputs=decode_arrays(answer.get("inputs")) or {}, seconds=answer.get("seconds", 0.0),
-        skip=answer.get("skip"), built_not_run=answer.get("built_not_run"), skip_kind=answer.get("skip_kind"),
+        crash=answer.get("crash"),
+        inputs=decode_arrays(answer.get("inputs")) or {},
+        seconds=answer.get("seconds", 0.0),
+        skip=answer.get("skip"),
+        built_not_run=answer.get("built_not_run"),
+        skip_kind=answer.get("skip_kind"),
         details=answer.get("details") or {},
         artifacts={k: base64.b64decode(v) for k, v in (answer.get("artifacts") or {}).items()},
         timings=answer.get("timings") or {},
@@ -275,10 +293,16 @@ def outcome_from(answer: dict) -> Outcome:
 
 
 def answer_for(outcome: Outcome) -> dict:
-    return {"outputs": encode_arrays(outcome.outputs), "error": outcome.error.as_dict() if outcome.error else None,
-            "crash": outcome.crash, "inputs": encode_arrays(outcome.inputs), "seconds": outcome.seconds,
-            "skip": outcome.skip, "built_not_run": outcome.built_not_run, "skip_kind": outcome.skip_kind,
-            "details": outcome.details,
-            "artifacts": {k: base64.b64encode(v).decode() for k, v in outcome.artifacts.items()},
-            "timings": outcome.timings}
-
+    return {
+        "outputs": encode_arrays(outcome.outputs),
+        "error": outcome.error.as_dict() if outcome.error else None,
+        "crash": outcome.crash,
+        "inputs": encode_arrays(outcome.inputs),
+        "seconds": outcome.seconds,
+        "skip": outcome.skip,
+        "built_not_run": outcome.built_not_run,
+        "skip_kind": outcome.skip_kind,
+        "details": outcome.details,
+        "artifacts": {k: base64.b64encode(v).decode() for k, v in outcome.artifacts.items()},
+        "timings": outcome.timings,
+    }

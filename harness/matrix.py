@@ -77,13 +77,16 @@ def venv_for(env: Environment, cache: Path, log) -> Path:
     installed = subprocess.run([*pip, "-e", str(REPO), *requirements], capture_output=True, text=True)
     if installed.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
-        raise RuntimeError(f"[{env.name}] pip install {' '.join(requirements)} failed: {installed.stderr.strip()[-1500:]}")
+        raise RuntimeError(
+            f"[{env.name}] pip install {' '.join(requirements)} failed: {installed.stderr.strip()[-1500:]}"
+        )
     done.write_text(json.dumps({"requirements": requirements}))
     return folder
 
 
-def run(environments: list[Environment], paths: list[str], out: Path, cache: Path, run_args: list[str],
-        log=print) -> list[tuple[Environment, Path, dict]]:
+def run(
+    environments: list[Environment], paths: list[str], out: Path, cache: Path, run_args: list[str], log=print
+) -> list[tuple[Environment, Path, dict]]:
     """Each environment's bundle (and its check's result), in the order given."""
     results = []
     for env in environments:
@@ -94,8 +97,11 @@ def run(environments: list[Environment], paths: list[str], out: Path, cache: Pat
         if env.spec.get("check"):
             command = [python if part == "{python}" else part.format(version=env.version) for part in env.spec["check"]]
             done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=1800)
-            check = {"command": " ".join(command), "returncode": done.returncode,
-                     "tail": (done.stdout + done.stderr).strip()[-1500:]}
+            check = {
+                "command": " ".join(command),
+                "returncode": done.returncode,
+                "tail": (done.stdout + done.stderr).strip()[-1500:],
+            }
             log(f"[{env.name}] check: {'passed' if done.returncode == 0 else 'FAILED'} ({check['command']})")
         args = [python, "-m", "harness.cli", "run", *paths, "--out", str(bundle), "--no-report", *run_args]
         for backend in env.spec["backends"]:
@@ -103,8 +109,10 @@ def run(environments: list[Environment], paths: list[str], out: Path, cache: Pat
         log(f"[{env.name}] qdq run -> {bundle}")
         done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
         if not (bundle / "results.json").exists():
-            raise RuntimeError(f"[{env.name}] the run wrote no bundle (exit {done.returncode}): "
-                               f"{(done.stdout + done.stderr).strip()[-1500:]}")
+            raise RuntimeError(
+                f"[{env.name}] the run wrote no bundle (exit {done.returncode}): "
+                f"{(done.stdout + done.stderr).strip()[-1500:]}"
+            )
         results.append((env, bundle, check))
     return results
 

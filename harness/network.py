@@ -60,27 +60,42 @@ def granularity(scale_shape: tuple[int, ...], input_shape: tuple[int, ...], axis
         return Granularity("per-tensor")
     if len(scale_shape) == 1:
         if axis is None:
-            raise GranularityError("invalid-axis", f"a per-channel scale of shape {list(scale_shape)} needs `axis`, which is not set")
+            raise GranularityError(
+                "invalid-axis", f"a per-channel scale of shape {list(scale_shape)} needs `axis`, which is not set"
+            )
         if not 0 <= axis < rank:
             raise GranularityError("invalid-axis", f"axis {axis} is out of range for an input of rank {rank}")
         if scale_shape[0] != input_shape[axis]:
-            raise GranularityError("scale-shape-mismatch", f"per-channel scale has {scale_shape[0]} coefficients, "
-                                   f"axis {axis} of the input {list(input_shape)} has {input_shape[axis]}")
+            raise GranularityError(
+                "scale-shape-mismatch",
+                f"per-channel scale has {scale_shape[0]} coefficients, "
+                f"axis {axis} of the input {list(input_shape)} has {input_shape[axis]}",
+            )
         return Granularity("per-channel", axis=axis)
     if len(scale_shape) == rank and rank >= 2:
         blocked = [d for d in range(rank) if scale_shape[d] != input_shape[d]]
         if len(blocked) != 1:
-            raise GranularityError("block-shape-invalid", f"a block scale {list(scale_shape)} for input {list(input_shape)} "
-                                   f"must differ from it in exactly one dimension, not {len(blocked)}")
+            raise GranularityError(
+                "block-shape-invalid",
+                f"a block scale {list(scale_shape)} for input {list(input_shape)} "
+                f"must differ from it in exactly one dimension, not {len(blocked)}",
+            )
         d = blocked[0]
         if d < rank - 2:
-            raise GranularityError("block-shape-invalid", f"the blocked dimension {d} is not one of the last two of rank {rank}")
+            raise GranularityError(
+                "block-shape-invalid", f"the blocked dimension {d} is not one of the last two of rank {rank}"
+            )
         if scale_shape[d] == 0 or input_shape[d] % scale_shape[d]:
-            raise GranularityError("block-shape-invalid", f"dimension {d}: {input_shape[d]} elements do not split into "
-                                   f"{scale_shape[d]} equal blocks")
+            raise GranularityError(
+                "block-shape-invalid",
+                f"dimension {d}: {input_shape[d]} elements do not split into {scale_shape[d]} equal blocks",
+            )
         return Granularity("block", axis=d, block=input_shape[d] // scale_shape[d])
-    raise GranularityError("scale-shape-mismatch", f"a scale of shape {list(scale_shape)} fits neither per-tensor, "
-                           f"per-channel (1-D) nor block (rank {rank}) quantization of {list(input_shape)}")
+    raise GranularityError(
+        "scale-shape-mismatch",
+        f"a scale of shape {list(scale_shape)} fits neither per-tensor, "
+        f"per-channel (1-D) nor block (rank {rank}) quantization of {list(input_shape)}",
+    )
 
 
 class NetworkInfo:
@@ -94,7 +109,9 @@ class NetworkInfo:
             if layer.op == "input":
                 self.shapes[layer.name] = tuple(layer.shape)
             elif layer.op == "constant":
-                self.shapes[layer.name] = tuple(layer.shape) if layer.shape is not None else data_mod.spec_shape(layer.value)
+                self.shapes[layer.name] = (
+                    tuple(layer.shape) if layer.shape is not None else data_mod.spec_shape(layer.value)
+                )
             elif layer.compute:
                 self.shapes[layer.name] = infer_shape(layer, self.shapes)
             else:
@@ -120,7 +137,9 @@ class NetworkInfo:
         while layer.op == "cast":
             chain.append(layer)
             layer = self.layers[layer.input]
-        value = data_mod.materialise(layer.value, self.shapes[layer.name], layer.output_type, self.case.file, self.case.root)
+        value = data_mod.materialise(
+            layer.value, self.shapes[layer.name], layer.output_type, self.case.file, self.case.root
+        )
         from .dtypes import dtype  # local: keeps this module's imports light
 
         for cast in reversed(chain):

@@ -139,16 +139,20 @@ class _Parser:
         raise NumberError(f"cannot read {self.text!r} as a number (unexpected {text!r})")
 
 
-_RANGE = (f"exact numbers must lie within float64's range (below 2^1024) and need at most {MAX_NUMBER_BITS} bits; "
-          "write inf for infinity")
+_RANGE = (
+    f"exact numbers must lie within float64's range (below 2^1024) and need at most {MAX_NUMBER_BITS} bits; "
+    "write inf for infinity"
+)
 
 
 _FLOAT64_LIMIT = Fraction(2) ** 1024
 
 
 def _bounded(value: Number, text: str) -> Number:
-    if isinstance(value, Fraction) and (max(value.numerator.bit_length(), value.denominator.bit_length()) > MAX_NUMBER_BITS
-                                        or abs(value) >= _FLOAT64_LIMIT):
+    if isinstance(value, Fraction) and (
+        max(value.numerator.bit_length(), value.denominator.bit_length()) > MAX_NUMBER_BITS
+        or abs(value) >= _FLOAT64_LIMIT
+    ):
         raise NumberError(f"{text!r} is out of range: {_RANGE}")
     return value
 

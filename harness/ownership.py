@@ -47,14 +47,19 @@ def problem(folder: Path, marker: str, what: str, option: str) -> str | None:
         return None
     if marker == BUNDLE_MARKER and _legacy_bundle(folder):
         return None
-    return (f"{option} {folder} holds files the harness did not write (no {marker} marker); it would replace or "
-            f"remove them. Choose an empty or new folder for {what}, or pass --force")
+    return (
+        f"{option} {folder} holds files the harness did not write (no {marker} marker); it would replace or "
+        f"remove them. Choose an empty or new folder for {what}, or pass --force"
+    )
 
 
 def claim(folder: Path, marker: str, command: str) -> None:
     """Mark `folder` as written by the harness (created if needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    note = {"written_by": command, "harness_version": __version__,
-            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    note = {
+        "written_by": command,
+        "harness_version": __version__,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     (folder / marker).write_text(json.dumps(note) + "\n")

@@ -31,8 +31,17 @@ from pathlib import Path
 FORMAT = 1
 RACY_NS = 2_000_000_000  # FAT's 2 s timestamps are the coarsest a case folder is likely to sit on
 BATCH = 1000  # entries held before they are written
-_SOURCES = ("parsecache.py", "caseload.py", "yamlread.py", "case.py", "numbers.py", "limits.py", "shapes.py",
-            "dtypes.py", "schema/case.schema.json")
+_SOURCES = (
+    "parsecache.py",
+    "caseload.py",
+    "yamlread.py",
+    "case.py",
+    "numbers.py",
+    "limits.py",
+    "shapes.py",
+    "dtypes.py",
+    "schema/case.schema.json",
+)
 
 
 def _loader_fingerprint() -> str:
@@ -81,8 +90,7 @@ class ParseCache:
             if row is None:
                 return None
             entry = json.loads(row[0])
-            if (entry["fingerprint"] != self.fingerprint or entry["root"] != str(root)
-                    or entry["stat"] != _stat_key(st)):
+            if entry["fingerprint"] != self.fingerprint or entry["root"] != str(root) or entry["stat"] != _stat_key(st):
                 return None
             if entry["racy"]:
                 with open(path, "rb") as f:
@@ -92,8 +100,15 @@ class ParseCache:
         except Exception:  # OSError, sqlite3.Error, a damaged entry: a miss
             return None
 
-    def put(self, path: Path, root: Path, data: bytes, lines: dict[tuple, int], cases: list[dict],
-            read_stat: os.stat_result | None) -> None:
+    def put(
+        self,
+        path: Path,
+        root: Path,
+        data: bytes,
+        lines: dict[tuple, int],
+        cases: list[dict],
+        read_stat: os.stat_result | None,
+    ) -> None:
         """Keep a file read without problems: `data` its bytes as read, `read_stat` the stat of the open file they
         came from, `cases` each case's id, params, line prefix and expanded body. An entry of a file that changed
         since (or may have) is checked by content when used."""
@@ -104,10 +119,15 @@ class ParseCache:
             if _stat_key(st) != _stat_key(read_stat):  # replaced or written while read: keep nothing
                 return
             changed = max(st.st_mtime_ns, st.st_ctime_ns)
-            entry = {"fingerprint": self.fingerprint, "root": str(root), "stat": _stat_key(st),
-                     "sha256": hashlib.sha256(data).hexdigest(),
-                     "racy": time.time_ns() - changed < RACY_NS or st.st_size != len(data),
-                     "lines": [[list(k), v] for k, v in lines.items()], "cases": cases}
+            entry = {
+                "fingerprint": self.fingerprint,
+                "root": str(root),
+                "stat": _stat_key(st),
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "racy": time.time_ns() - changed < RACY_NS or st.st_size != len(data),
+                "lines": [[list(k), v] for k, v in lines.items()],
+                "cases": cases,
+            }
             # No `default=`: a value JSON would not give back as it was (a YAML date, set or bytes) raises TypeError,
             # and that file is not kept. Keys are text (yamlread refuses others); YAML makes no tuples.
             self._pending.append((os.path.abspath(path), json.dumps(entry, separators=(",", ":"))))

@@ -73,38 +73,92 @@ STATE = pytest.StashKey[RunState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("qdq", "qdq-harness conformance cases")
-    group.addoption("--qdq-backend", action="append", default=[], metavar="NAME",
-                    help="run cases on this backend (repeatable); default: every installed backend")
+    group.addoption(
+        "--qdq-backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run cases on this backend (repeatable); default: every installed backend",
+    )
     group.addoption("--qdq-out", default=None, metavar="DIR", help="write the results bundle to DIR")
-    group.addoption("--qdq-root", default=None, metavar="DIR",
-                    help="cases root (data files must stay inside it); default: the nearest folder named 'cases'")
-    group.addoption("--qdq-cases", action="append", default=[], metavar="PATH",
-                    help="a folder (or file) of case files not under a folder named 'cases' (repeatable; qdq run "
-                         "passes every path it is given)")
-    group.addoption("--qdq-tier", default="quick", choices=("quick", "full"),
-                    help="quick: CI's cases; full: also cases marked `tier: full` (nightly)")
-    group.addoption("--qdq-opset", type=int, default=None, metavar="N",
-                    help="ONNX opset for the ONNX-based backends (default: the lowest that expresses each case)")
-    group.addoption("--qdq-timeout", type=float, default=None, metavar="S",
-                    help="seconds a backend may take on one case (default: $QDQ_BACKEND_TIMEOUT, else the backend's own)")
-    group.addoption("--qdq-cache", default=None, metavar="DIR",
-                    help="cache folder for parsed case files, engines and timing caches (default: $QDQ_CACHE, else "
-                         "~/.cache/qdq-harness)")
-    group.addoption("--qdq-no-parse-cache", action="store_true",
-                    help="read every case file afresh (default: an unchanged file's parsed cases are taken from "
-                         "the cache folder's parsed.sqlite3)")
-    group.addoption("--qdq-reference", default=DEFAULT_REFERENCE, metavar="NAME",
-                    help="the backend `expect: reference` compares against (default: the installed backend that "
-                         "declares it models the documented contract)")
-    group.addoption("--qdq-tag", action="append", default=[], metavar="TAG",
-                    help="run only cases carrying this tag (repeatable: any of them); invalid case files always run")
-    group.addoption("--qdq-resume", action="store_true",
-                    help="continue the bundle in --qdq-out: items it already records are not run again")
-    group.addoption("--qdq-output-budget", default=None, metavar="SIZE",
-                    help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk, "
-                         "whichever is less); a case whose outputs do not fit is that case's error")
-    group.addoption("--qdq-force", action="store_true",
-                    help="write the bundle into --qdq-out even when it holds files the harness did not write")
+    group.addoption(
+        "--qdq-root",
+        default=None,
+        metavar="DIR",
+        help="cases root (data files must stay inside it); default: the nearest folder named 'cases'",
+    )
+    group.addoption(
+        "--qdq-cases",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="a folder (or file) of case files not under a folder named 'cases' (repeatable; qdq run "
+        "passes every path it is given)",
+    )
+    group.addoption(
+        "--qdq-tier",
+        default="quick",
+        choices=("quick", "full"),
+        help="quick: CI's cases; full: also cases marked `tier: full` (nightly)",
+    )
+    group.addoption(
+        "--qdq-opset",
+        type=int,
+        default=None,
+        metavar="N",
+        help="ONNX opset for the ONNX-based backends (default: the lowest that expresses each case)",
+    )
+    group.addoption(
+        "--qdq-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds a backend may take on one case (default: $QDQ_BACKEND_TIMEOUT, else the backend's own)",
+    )
+    group.addoption(
+        "--qdq-cache",
+        default=None,
+        metavar="DIR",
+        help="cache folder for parsed case files, engines and timing caches (default: $QDQ_CACHE, else "
+        "~/.cache/qdq-harness)",
+    )
+    group.addoption(
+        "--qdq-no-parse-cache",
+        action="store_true",
+        help="read every case file afresh (default: an unchanged file's parsed cases are taken from "
+        "the cache folder's parsed.sqlite3)",
+    )
+    group.addoption(
+        "--qdq-reference",
+        default=DEFAULT_REFERENCE,
+        metavar="NAME",
+        help="the backend `expect: reference` compares against (default: the installed backend that "
+        "declares it models the documented contract)",
+    )
+    group.addoption(
+        "--qdq-tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="run only cases carrying this tag (repeatable: any of them); invalid case files always run",
+    )
+    group.addoption(
+        "--qdq-resume",
+        action="store_true",
+        help="continue the bundle in --qdq-out: items it already records are not run again",
+    )
+    group.addoption(
+        "--qdq-output-budget",
+        default=None,
+        metavar="SIZE",
+        help="bytes of stored outputs for the whole run, e.g. 8G (default: 16G or half the free disk, "
+        "whichever is less); a case whose outputs do not fit is that case's error",
+    )
+    group.addoption(
+        "--qdq-force",
+        action="store_true",
+        help="write the bundle into --qdq-out even when it holds files the harness did not write",
+    )
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
 
 
@@ -118,11 +172,14 @@ def run_config(config: pytest.Config) -> RunConfig:
         budget = parse_size(budget) if budget is not None else None
     except ValueError:
         raise pytest.UsageError(f"--qdq-output-budget {budget!r}: give a size such as 8G, 500M or 1000000") from None
-    return RunConfig(opset=config.getoption("--qdq-opset"),
-                     timeout_s=timeout if timeout is not None else default_timeout(),
-                     cache_dir=config.getoption("--qdq-cache") or default_cache(),
-                     tier=config.getoption("--qdq-tier"), reference=config.getoption("--qdq-reference"),
-                     output_budget=budget)
+    return RunConfig(
+        opset=config.getoption("--qdq-opset"),
+        timeout_s=timeout if timeout is not None else default_timeout(),
+        cache_dir=config.getoption("--qdq-cache") or default_cache(),
+        tier=config.getoption("--qdq-tier"),
+        reference=config.getoption("--qdq-reference"),
+        output_budget=budget,
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -137,17 +194,24 @@ def pytest_configure(config: pytest.Config) -> None:
     if not run.reference:
         found = backends_mod.contract_model()
         if found is None:
-            raise pytest.UsageError("no installed backend declares it models the documented contract; "
-                                    "name the reference with --qdq-reference NAME")
+            raise pytest.UsageError(
+                "no installed backend declares it models the documented contract; "
+                "name the reference with --qdq-reference NAME"
+            )
         run = replace(run, reference=found)
     if run.reference not in known:
         raise pytest.UsageError(f"--qdq-reference {run.reference!r} is not an installed backend; installed: {known}")
     is_worker = hasattr(config, "workerinput")
     out = config.workerinput.get("qdq_out") if is_worker else config.getoption("--qdq-out")
     root = config.getoption("--qdq-root")
-    state = RunState(backends=list(dict.fromkeys(chosen)), out_dir=Path(out).resolve() if out else None,
-                     root=_absolute(root) if root else None, is_worker=is_worker, config=run,
-                     case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")])
+    state = RunState(
+        backends=list(dict.fromkeys(chosen)),
+        out_dir=Path(out).resolve() if out else None,
+        root=_absolute(root) if root else None,
+        is_worker=is_worker,
+        config=run,
+        case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")],
+    )
     config.stash[STATE] = state
     if not config.getoption("--qdq-no-parse-cache"):
         state.parse_cache = ParseCache(run.cache / "parsed.sqlite3")
@@ -174,8 +238,12 @@ def pytest_configure(config: pytest.Config) -> None:
             except bundle_mod.BundleInUse as exc:
                 raise pytest.UsageError(str(exc)) from None
             ownership.claim(state.out_dir, ownership.BUNDLE_MARKER, "pytest --qdq-out")
-        state.writer = bundle_mod.BundleWriter(state.out_dir, describe_backends(state.backends),
-                                               resume=config.getoption("--qdq-resume"), run_config=run.as_dict())
+        state.writer = bundle_mod.BundleWriter(
+            state.out_dir,
+            describe_backends(state.backends),
+            resume=config.getoption("--qdq-resume"),
+            run_config=run.as_dict(),
+        )
         (state.out_dir / RESUME_DONE).write_text(json.dumps(sorted(state.writer.recorded())))
         from . import budget
 
@@ -284,8 +352,14 @@ def describe_backends(names: list[str]) -> dict[str, dict]:
     for name in names:
         backend = backends_mod.instance(name)
         avail = backends_mod.availability(name)
-        out[name] = {"version": avail.version, "available": avail.available, "reason": avail.reason,
-                     "product": backend.product, "description": backend.description, "isolated": backend.isolated}
+        out[name] = {
+            "version": avail.version,
+            "available": avail.available,
+            "reason": avail.reason,
+            "product": backend.product,
+            "description": backend.description,
+            "isolated": backend.isolated,
+        }
         details = backend.details()
         if details:
             out[name]["details"] = details
@@ -397,7 +471,9 @@ class CaseFile(pytest.File):
         root = _folder_facts(os.path.dirname(os.path.abspath(self.path)), state)[1]
         cases, errors = check_file(self.path, root, state.parse_cache)
         for error in errors:
-            yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error)
+            yield InvalidCaseItem.from_parent(
+                self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error
+            )
         clashes = set()
         for case in cases:
             first = state.case_ids.setdefault(case.id, (self.path, case.line))
@@ -405,10 +481,15 @@ class CaseFile(pytest.File):
                 if case.line in clashes:
                     continue
                 clashes.add(case.line)
-                error = CaseFileError(self.path, case.line, f"case id {case.id!r} is also the id of a case in "
-                                      f"{first[0]}:{first[1]}; one id, one case (rename one, or give --qdq-root)")
-                yield InvalidCaseItem.from_parent(self, name=f"{self.path.stem}[invalid-case-file:{case.line}]",
-                                                  error=error)
+                error = CaseFileError(
+                    self.path,
+                    case.line,
+                    f"case id {case.id!r} is also the id of a case in "
+                    f"{first[0]}:{first[1]}; one id, one case (rename one, or give --qdq-root)",
+                )
+                yield InvalidCaseItem.from_parent(
+                    self, name=f"{self.path.stem}[invalid-case-file:{case.line}]", error=error
+                )
                 continue
             if case.tier == "full" and state.tier != "full":
                 continue
@@ -478,8 +559,11 @@ class InvalidCaseItem(_QdqItem):
             allure.dynamic.title(f"invalid case file {self.path.name}")
             allure.dynamic.feature("invalid case files")
             data, refusal = read_bytes(self.path)  # never opens a FIFO, never reads past the size limit
-            allure.attach(data.decode(errors="replace") if data is not None else refusal, name=self.path.name,
-                          attachment_type=allure.attachment_type.TEXT)
+            allure.attach(
+                data.decode(errors="replace") if data is not None else refusal,
+                name=self.path.name,
+                attachment_type=allure.attachment_type.TEXT,
+            )
         self._conclude(verdict)
 
     def reportinfo(self):
@@ -502,8 +586,9 @@ class CaseItem(_QdqItem):
     def runtest(self) -> None:
         state = self.config.stash[STATE]
         verdict, version, outcome, extra = state.executor.run(self.case, self.backend_name)
-        record = Record.of(self.stable_nodeid, self.case, self.case.id, self.backend_name, verdict,
-                           backend_version=version, **extra)
+        record = Record.of(
+            self.stable_nodeid, self.case, self.case.id, self.backend_name, verdict, backend_version=version, **extra
+        )
         record.source = {"path": str(_absolute(self.case.file)), "root": str(self.case.root)}
         self._record(record)
         if _allure_active(self.config):
@@ -567,22 +652,32 @@ class BundleReporter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        complete = (exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-                    and not session.shouldstop and not self.writer.disk_full)
+        complete = (
+            exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+            and not session.shouldstop
+            and not self.writer.disk_full
+        )
         if complete and len(self.state.backends) >= 2:
             from .crossdiff import stored_cross_backend
 
-            self.cross = stored_cross_backend(self.writer.doc["records"], self.writer.doc.get("_sources", {}),
-                                              self.state.out_dir, self.state.backends, alluredir(self.config),
-                                              self.state.parse_cache)
+            self.cross = stored_cross_backend(
+                self.writer.doc["records"],
+                self.writer.doc.get("_sources", {}),
+                self.state.out_dir,
+                self.state.backends,
+                alluredir(self.config),
+                self.state.parse_cache,
+            )
             for record in self.cross:
                 self.writer.add(record)
             if any(r["status"] in ("fail", "error") for r in self.cross) and session.exitstatus == pytest.ExitCode.OK:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         self.writer.finish(int(session.exitstatus), complete)
         if self.writer.disk_full:
-            session.config.get_terminal_writer().line(f"qdq: {self.writer.disk_full}; the run stopped, what was "
-                                                      "written is kept, the bundle is partial", red=True)
+            session.config.get_terminal_writer().line(
+                f"qdq: {self.writer.disk_full}; the run stopped, what was written is kept, the bundle is partial",
+                red=True,
+            )
             return
         from . import summary
 
@@ -590,8 +685,9 @@ class BundleReporter:
         if alluredir(self.config):
             from . import report as report_mod
 
-            report_mod.write_results_extras(alluredir(self.config), self.writer.doc["backends"],
-                                            self.writer.doc["environment"], self.state.root)
+            report_mod.write_results_extras(
+                alluredir(self.config), self.writer.doc["backends"], self.writer.doc["environment"], self.state.root
+            )
             report_mod.mark_declared_deviations(alluredir(self.config))
 
     def pytest_terminal_summary(self, terminalreporter) -> None:

@@ -31,15 +31,20 @@ from .verdict import KINDS
 REPO = Path(__file__).resolve().parent.parent
 SMALL = 256  # tensors up to this many elements are attached as full CSV tables
 MAX_ATTACHMENT = 1 << 20  # characters or bytes of one attachment (a repro script with data inline, a model)
-_GA = re.compile(r'<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>\s*'
-                 r'<script>\s*window\.dataLayer.*?</script>', re.S)
+_GA = re.compile(
+    r'<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>\s*'
+    r"<script>\s*window\.dataLayer.*?</script>",
+    re.S,
+)
 
 # Allure statuses our verdict statuses become. pytest reports a declared deviation as xfail, which allure-pytest
 # writes as "skipped"; `mark_declared_deviations` makes it "unknown" so a known deviation never looks like a
 # backend that did not run (Allure shows "unknown" as its own colour, and the categories name it).
 _ALLURE_STATUS = {"fail": "failed", "error": "broken", "xfail": "unknown", "skip": "skipped"}
 # Skips by their typed kind (harness/skips.py): every skip's message starts with its tag, e.g. `[no-gpu]`.
-_SKIP_CATEGORIES = [(f"skipped: {label}", re.escape(tag(kind))) for kind, label in SKIP_KINDS.items() if kind != "other"]
+_SKIP_CATEGORIES = [
+    (f"skipped: {label}", re.escape(tag(kind))) for kind, label in SKIP_KINDS.items() if kind != "other"
+]
 _SKIP_CATEGORIES.append(("skipped: other reason", r""))  # every skipped result gets a category
 
 
@@ -49,14 +54,21 @@ def categories() -> list[dict]:
     for kind, (status, prefix, meaning) in KINDS.items():
         if status in ("pass", "skip"):
             continue
-        out.append({"name": kind.replace("-", " "), "description": meaning,
-                    "messageRegex": rf"[\s\S]*{prefix}:[\s\S]*", "matchedStatuses": [_ALLURE_STATUS[status]]})
+        out.append(
+            {
+                "name": kind.replace("-", " "),
+                "description": meaning,
+                "messageRegex": rf"[\s\S]*{prefix}:[\s\S]*",
+                "matchedStatuses": [_ALLURE_STATUS[status]],
+            }
+        )
     for name, pattern in _SKIP_CATEGORIES:
         out.append({"name": name, "messageRegex": rf"[\s\S]*{pattern}[\s\S]*", "matchedStatuses": ["skipped"]})
     return out
 
 
 # --- per item ---------------------------------------------------------------------------------------------------
+
 
 def allure_module():
     try:
@@ -121,20 +133,29 @@ def write_cross_backend_result(alluredir: Path, case, record: dict, outcomes: di
         f"- {d['backends'][0]} vs {d['backends'][1]} on `{d['output']}`: {d['differing']} of {d['total']} "
         f"element{'s' if d['total'] != 1 else ''} differ, max |diff| {d['max_abs']:.6g}"
         + (f" ({d['max_steps']:g} steps)" if d["max_steps"] is not None else "")
-        + (f"; declared: {d['declared'][0]}" if d.get("declared") else "; UNDECLARED") for d in differing)
+        + (f"; declared: {d['declared'][0]}" if d.get("declared") else "; UNDECLARED")
+        for d in differing
+    )
     tags = [("tag", "declared disagreements")] if differing and record["status"] == "pass" else []
     status = {"pass": "passed", "fail": "failed", "error": "broken", "skip": "skipped"}[record["status"]]
     now = int(time.time() * 1000)
     nodeid = record["nodeid"]
     result = {
-        "uuid": str(uuid.uuid4()), "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex,
+        "uuid": str(uuid.uuid4()),
+        "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex,
         "testCaseId": uuid.uuid5(uuid.NAMESPACE_URL, "case:" + nodeid).hex,
-        "name": f"{case.title} [cross-backend]", "fullName": nodeid, "status": status,
+        "name": f"{case.title} [cross-backend]",
+        "fullName": nodeid,
+        "status": status,
         "statusDetails": {"message": verdict.message if record["status"] != "pass" else verdict.reason},
-        "description": description or None, "start": now, "stop": now,
+        "description": description or None,
+        "start": now,
+        "stop": now,
         "labels": [{"name": n, "value": v} for n, v in labels(case, "cross-backend") + tags],
-        "parameters": [{"name": "backend", "value": "cross-backend"},
-                       {"name": "backend version", "value": "-", "excluded": True}],
+        "parameters": [
+            {"name": "backend", "value": "cross-backend"},
+            {"name": "backend version", "value": "-", "excluded": True},
+        ],
         "links": [{"type": "link", "url": case.source["link"], "name": "source"}] if case.source.get("link") else [],
         "attachments": attachments,
     }
@@ -170,8 +191,10 @@ def _summary(arrays: dict[str, np.ndarray]) -> str:
                 low = high = mean = np.nan
             else:
                 low, high, mean = np.nanmin(f), np.nanmax(f), np.nanmean(f, dtype=np.float64)
-        lines.append(f"{name}: {a.dtype} {list(a.shape)}, min {float(low):.6g}, max {float(high):.6g}, "
-                     f"mean {float(mean):.6g}, NaN {int(isnan.sum())}")
+        lines.append(
+            f"{name}: {a.dtype} {list(a.shape)}, min {float(low):.6g}, max {float(high):.6g}, "
+            f"mean {float(mean):.6g}, NaN {int(isnan.sum())}"
+        )
     return "\n".join(lines)
 
 
@@ -190,8 +213,9 @@ def case_section(case) -> str:
     file attached whole to each of its cases cost gigabytes."""
     import yaml
 
-    return (f"# {case.id}, from {case.file.name} (line {case.line})\n"
-            + yaml.safe_dump(case.raw, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120))
+    return f"# {case.id}, from {case.file.name} (line {case.line})\n" + yaml.safe_dump(
+        case.raw, sort_keys=False, allow_unicode=True, default_flow_style=None, width=120
+    )
 
 
 LOOK_AT = ("fail", "error", "xfail")  # where a person looks: everything is attached there
@@ -214,18 +238,25 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
             elif arrays:
                 allure.attach(_summary(arrays), name=f"{label} (summary)", attachment_type=allure.attachment_type.TEXT)
         if outcome.error is not None:
-            allure.attach(json.dumps(outcome.error.as_dict(), indent=1), name="refusal",
-                          attachment_type=allure.attachment_type.JSON)
+            allure.attach(
+                json.dumps(outcome.error.as_dict(), indent=1),
+                name="refusal",
+                attachment_type=allure.attachment_type.JSON,
+            )
         if outcome.details.get("layers"):
             # The engine's layers and the precision each runs in (did it run quantized?), on every item that has
             # them: the one place a silent float fallback shows.
-            allure.attach(outcome.details["layers"], name="engine layers (inspector)",
-                          attachment_type=allure.attachment_type.JSON)
+            allure.attach(
+                outcome.details["layers"], name="engine layers (inspector)", attachment_type=allure.attachment_type.JSON
+            )
     if not look:
         return
     if verdict.metrics:
-        allure.attach(json.dumps(verdict.metrics, indent=1, default=str), name="metrics",
-                      attachment_type=allure.attachment_type.JSON)
+        allure.attach(
+            json.dumps(verdict.metrics, indent=1, default=str),
+            name="metrics",
+            attachment_type=allure.attachment_type.JSON,
+        )
     from .backend import instance
 
     try:
@@ -233,15 +264,20 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
     except Exception as exc:  # a case the backend's script writer cannot express: say so, never fail the item
         script = f"# no repro script: {type(exc).__name__}: {exc}\n"
     if script and len(script) > MAX_ATTACHMENT:  # large inline data: the report stays small, the command gives it
-        script = (f"# The repro script is {len(script):,} characters (the case's data inline), over the report's "
-                  f"{MAX_ATTACHMENT:,} per attachment: `qdq repro {case.id} --backend {backend} -o repro.py`\n")
+        script = (
+            f"# The repro script is {len(script):,} characters (the case's data inline), over the report's "
+            f"{MAX_ATTACHMENT:,} per attachment: `qdq repro {case.id} --backend {backend} -o repro.py`\n"
+        )
     if script:
         allure.attach(script, name=f"repro-{backend}.py", attachment_type=allure.attachment_type.TEXT)
     for name, data in (outcome.artifacts if outcome is not None else {}).items():
         if len(data) > MAX_ATTACHMENT:
-            allure.attach(f"{name} is {len(data):,} bytes, over the report's {MAX_ATTACHMENT:,} per attachment: "
-                          f"`qdq export {case.id} -o model.onnx` writes it", name=f"{name} (not attached)",
-                          attachment_type=allure.attachment_type.TEXT)
+            allure.attach(
+                f"{name} is {len(data):,} bytes, over the report's {MAX_ATTACHMENT:,} per attachment: "
+                f"`qdq export {case.id} -o model.onnx` writes it",
+                name=f"{name} (not attached)",
+                attachment_type=allure.attachment_type.TEXT,
+            )
             continue
         allure.attach(data, name=name, extension=name.rsplit(".", 1)[-1])
     if verdict.kind == "numeric-mismatch" and outcome is not None and outcome.outputs:
@@ -264,8 +300,9 @@ def _backend_names() -> set[str]:
     return set(discover())
 
 
-def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, rows: list[dict], got_label: str,
-                      expected_label: str) -> None:
+def attach_difference(
+    name: str, got: np.ndarray, expected: np.ndarray, rows: list[dict], got_label: str, expected_label: str
+) -> None:
     """The first differing elements as a table (with the quantize input and scale behind each, its size in
     quantization steps and whether it sits on a rounding tie, as the bundle's diffs have them) and a heatmap of
     |got - expected| (drawn lazily, failures and disagreements only)."""
@@ -276,10 +313,16 @@ def attach_difference(name: str, got: np.ndarray, expected: np.ndarray, rows: li
     with np.errstate(invalid="ignore"):
         diff = np.where((g == e) | (np.isnan(g) & np.isnan(e)), 0.0, np.abs(g - e))
     diff = np.nan_to_num(diff, nan=np.inf)
-    allure.attach(difference_table(rows, got_label, expected_label), name=f"{name} differences.csv",
-                  attachment_type=allure.attachment_type.CSV)
-    allure.attach(heatmap(diff, f"|{got_label} - {expected_label}| of {name}"), name=f"{name} heatmap",
-                  attachment_type=allure.attachment_type.PNG)
+    allure.attach(
+        difference_table(rows, got_label, expected_label),
+        name=f"{name} differences.csv",
+        attachment_type=allure.attachment_type.CSV,
+    )
+    allure.attach(
+        heatmap(diff, f"|{got_label} - {expected_label}| of {name}"),
+        name=f"{name} heatmap",
+        attachment_type=allure.attachment_type.PNG,
+    )
 
 
 def difference_table(rows: list[dict], got_label: str, expected_label: str) -> str:
@@ -287,8 +330,18 @@ def difference_table(rows: list[dict], got_label: str, expected_label: str) -> s
     w = csv.writer(buf)
     w.writerow(["index", "input", "scale", expected_label, got_label, "abs diff", "steps", "rounding"])
     for r in rows:
-        w.writerow([r["index"], r.get("input", ""), r.get("scale", ""), r[expected_label], r[got_label], r["abs"],
-                    "" if r.get("steps") is None else r["steps"], r.get("rounding") or ""])
+        w.writerow(
+            [
+                r["index"],
+                r.get("input", ""),
+                r.get("scale", ""),
+                r[expected_label],
+                r[got_label],
+                r["abs"],
+                "" if r.get("steps") is None else r["steps"],
+                r.get("rounding") or "",
+            ]
+        )
     return buf.getvalue()
 
 
@@ -316,10 +369,15 @@ def heatmap(diff: np.ndarray, title: str) -> bytes:
 
 # --- run level ------------------------------------------------------------------------------------------------------
 
+
 def _git_commit(path: Path) -> str:
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -329,7 +387,9 @@ def write_results_extras(alluredir: Path, backends: dict, environment: dict, cas
     alluredir.mkdir(parents=True, exist_ok=True)
     props = {"harness": environment.get("harness"), "python": environment.get("python")}
     for name, b in backends.items():
-        props[f"backend.{name}"] = f"{b['version'] or '-'} ({'available' if b['available'] else 'unavailable: ' + b['reason']})"
+        props[f"backend.{name}"] = (
+            f"{b['version'] or '-'} ({'available' if b['available'] else 'unavailable: ' + b['reason']})"
+        )
         for key, value in (b.get("details") or {}).items():
             props[f"backend.{name}.{key}"] = value
     for pkg in ("numpy", "ml_dtypes"):
@@ -352,7 +412,7 @@ def mark_declared_deviations(alluredir: Path) -> int:
         message = (result.get("statusDetails") or {}).get("message") or ""
         if result.get("status") == "skipped" and re.match(r"XFAIL (DECLARED|DOCUMENTATION)-DEVIATION: ", message):
             result["status"] = "unknown"
-            result["statusDetails"]["message"] = message[len("XFAIL "):].split("\n\n_pytest.outcomes.XFailed")[0]
+            result["statusDetails"]["message"] = message[len("XFAIL ") :].split("\n\n_pytest.outcomes.XFailed")[0]
             result["statusDetails"]["trace"] = ""
             path.write_text(json.dumps(result))
             changed += 1
@@ -363,10 +423,15 @@ def write_crash_result(alluredir: Path, nodeid: str, message: str) -> None:
     """A result for an item whose xdist worker died before allure-pytest could write one (else it vanishes)."""
     name = nodeid.split("::")[-1]
     # uuid5 of the node id: a crash xdist repeats overwrites the same result instead of adding "retries"
-    result = {"uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "crash:" + nodeid)), "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex, "name": name,
-              "fullName": nodeid, "status": "broken",
-              "statusDetails": {"message": f"BACKEND-CRASH: {message[:2000]}"},
-              "labels": [{"name": "suite", "value": nodeid.split("::")[0]}]}
+    result = {
+        "uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, "crash:" + nodeid)),
+        "historyId": uuid.uuid5(uuid.NAMESPACE_URL, nodeid).hex,
+        "name": name,
+        "fullName": nodeid,
+        "status": "broken",
+        "statusDetails": {"message": f"BACKEND-CRASH: {message[:2000]}"},
+        "labels": [{"name": "suite", "value": nodeid.split("::")[0]}],
+    }
     (alluredir / f"{result['uuid']}-result.json").write_text(json.dumps(result))
 
 
@@ -378,8 +443,10 @@ def allure_cli() -> Path | None:
     return Path(found) if found else None
 
 
-HOW_TO_GET_ALLURE = ("the Allure 3 command-line tool is not installed: run `npm ci` in the repository "
-                     "(package.json pins allure 3.18.0; it needs Node.js, no Java)")
+HOW_TO_GET_ALLURE = (
+    "the Allure 3 command-line tool is not installed: run `npm ci` in the repository "
+    "(package.json pins allure 3.18.0; it needs Node.js, no Java)"
+)
 
 
 def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool, str]:
@@ -399,17 +466,36 @@ def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool
     report = out_dir / "allure-report"
     shutil.rmtree(report, ignore_errors=True)
     views = {"by-case": ["epic", "feature", "story"], "by-backend": ["backend", "version", "feature", "story"]}
-    config = {"name": "qdq-harness conformance", "output": str(report), "historyPath": str(history),
-              "historyLimit": 100, "categories": categories(),
-              "plugins": {view: {"import": "@allurereport/plugin-awesome",
-                                 "options": {"singleFile": True, "reportLanguage": "en", "groupBy": group,
-                                             "reportName": f"qdq-harness conformance ({view.replace('-', ' ')})"}}
-                          for view, group in views.items()}}
+    config = {
+        "name": "qdq-harness conformance",
+        "output": str(report),
+        "historyPath": str(history),
+        "historyLimit": 100,
+        "categories": categories(),
+        "plugins": {
+            view: {
+                "import": "@allurereport/plugin-awesome",
+                "options": {
+                    "singleFile": True,
+                    "reportLanguage": "en",
+                    "groupBy": group,
+                    "reportName": f"qdq-harness conformance ({view.replace('-', ' ')})",
+                },
+            }
+            for view, group in views.items()
+        },
+    }
     rc = out_dir / "allurerc.json"
     rc.write_text(json.dumps(config, indent=1))
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
-    run = subprocess.run([str(cli), "generate", str(results), "--config", str(rc)], capture_output=True, text=True,
-                         env=env, cwd=out_dir, timeout=600)
+    run = subprocess.run(
+        [str(cli), "generate", str(results), "--config", str(rc)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=out_dir,
+        timeout=600,
+    )
     if run.returncode != 0:
         return False, f"allure generate failed ({run.returncode}): {(run.stderr or run.stdout)[-2000:]}"
     pages = {"by-case": report / "index.html", "by-backend": report / "by-backend.html"}

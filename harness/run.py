@@ -55,16 +55,24 @@ class Record:
     source: dict | None = None  # where the case file is (controller-side only; never written to the bundle)
 
     @classmethod
-    def of(cls, nodeid: str, case: Case | None, case_id: str, backend: str | None, verdict: Verdict,
-           **extra) -> "Record":
-        return cls(nodeid=nodeid, case_id=case_id, backend=backend, **verdict.as_dict(),
-                   case=case_meta(case) if case is not None else None, **extra)
+    def of(
+        cls, nodeid: str, case: Case | None, case_id: str, backend: str | None, verdict: Verdict, **extra
+    ) -> "Record":
+        return cls(
+            nodeid=nodeid,
+            case_id=case_id,
+            backend=backend,
+            **verdict.as_dict(),
+            case=case_meta(case) if case is not None else None,
+            **extra,
+        )
 
     @classmethod
     def crash(cls, nodeid: str, case_id: str, backend: str | None, message: str) -> "Record":
         """An item whose process died before it could record anything."""
-        return cls.of(nodeid, None, case_id, backend, make("backend-crash", message[-2000:],
-                                                            metrics={"traceback": message}))
+        return cls.of(
+            nodeid, None, case_id, backend, make("backend-crash", message[-2000:], metrics={"traceback": message})
+        )
 
     def as_dict(self) -> dict:
         """Its fields as they are (no deep copy: a record is made once and written at once)."""
@@ -75,9 +83,16 @@ class Record:
 def case_meta(case: Case) -> dict:
     root_parent = case.root.parent
     here = Path(case.file).absolute()
-    return {"title": case.title, "source": case.source, "tags": case.tags, "severity": case.severity,
-            "file": here.relative_to(root_parent).as_posix() if here.is_relative_to(root_parent) else case.file.name,
-            "file_hash": case.file_hash, "content_hash": case.content_hash, "params": case.params}
+    return {
+        "title": case.title,
+        "source": case.source,
+        "tags": case.tags,
+        "severity": case.severity,
+        "file": here.relative_to(root_parent).as_posix() if here.is_relative_to(root_parent) else case.file.name,
+        "file_hash": case.file_hash,
+        "content_hash": case.content_hash,
+        "params": case.params,
+    }
 
 
 def output_steps(case: Case) -> dict[str, float | None]:
@@ -137,8 +152,16 @@ class Executor:
             return make("skipped", f"{name} unavailable: {avail.reason}", skip_kind=avail.kind), avail.version, None, {}
         requirement = case.unmet_requirement(name, avail.version)
         if requirement:
-            return make("skipped", f"needs {name} {requirement.selector.version} (have {avail.version}): "
-                                   f"{requirement.reason}", skip_kind="version"), avail.version, None, {}
+            return (
+                make(
+                    "skipped",
+                    f"needs {name} {requirement.selector.version} (have {avail.version}): {requirement.reason}",
+                    skip_kind="version",
+                ),
+                avail.version,
+                None,
+                {},
+            )
         backend = self.backend(name)
         if backend.isolated:
             lacking, outcome = self.workers.run(name, backend, case)
@@ -146,11 +169,21 @@ class Executor:
             lacking, outcome = self._run_in_process(name, backend, case)
         if lacking:
             return make("skipped", lacking, skip_kind="feature-missing"), avail.version, None, {}
-        verdict = judge(case, name, avail.version, outcome, reference=lambda: self.reference(case),
-                        reference_name=self.config.reference)
-        extra = {"seconds": round(outcome.seconds, 6), "timings": outcome.timings or None,
-                 "inputs_hash": bundle_mod.arrays_hash(outcome.inputs),
-                 "error": outcome.error.as_dict() if outcome.error else None, "details": outcome.details}
+        verdict = judge(
+            case,
+            name,
+            avail.version,
+            outcome,
+            reference=lambda: self.reference(case),
+            reference_name=self.config.reference,
+        )
+        extra = {
+            "seconds": round(outcome.seconds, 6),
+            "timings": outcome.timings or None,
+            "inputs_hash": bundle_mod.arrays_hash(outcome.inputs),
+            "error": outcome.error.as_dict() if outcome.error else None,
+            "details": outcome.details,
+        }
         if outcome.outputs is not None:
             extra["outputs_hash"] = bundle_mod.arrays_hash(outcome.outputs)
             extra["output_steps"] = output_steps(case)
@@ -162,8 +195,10 @@ class Executor:
             except OSError as exc:
                 if not disk_full(exc):
                     raise
-                verdict = make("output-not-stored", f"disk full writing {self.out_dir}/outputs; the verdict would "
-                                                    f"have been {verdict.status}")
+                verdict = make(
+                    "output-not-stored",
+                    f"disk full writing {self.out_dir}/outputs; the verdict would have been {verdict.status}",
+                )
         return verdict, avail.version, outcome, extra
 
     def execute(self, name: str, case: Case) -> Outcome:

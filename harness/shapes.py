@@ -35,8 +35,12 @@ def pads(layer) -> tuple[int, int, int, int]:
 
 
 def window(layer, kernel: tuple[int, int]) -> dict:
-    return {"stride": _pair(layer.attr("stride"), (1, 1)), "dilation": _pair(layer.attr("dilation"), (1, 1)),
-            "pads": pads(layer), "kernel": kernel}
+    return {
+        "stride": _pair(layer.attr("stride"), (1, 1)),
+        "dilation": _pair(layer.attr("dilation"), (1, 1)),
+        "pads": pads(layer),
+        "kernel": kernel,
+    }
 
 
 def _spatial(h: int, w: int, win: dict) -> tuple[int, int]:
@@ -84,12 +88,14 @@ def infer_shape(layer, shapes: dict) -> tuple[int, ...]:
             if len(s) != len(first) or any(s[d] != first[d] for d in range(len(s)) if d != axis):
                 raise ShapeError(f"concat along axis {axis}: {list(s)} does not match {list(first)}")
             total += s[axis]
-        return first[:axis] + (total,) + first[axis + 1:]
+        return first[:axis] + (total,) + first[axis + 1 :]
     if op == "conv":
         x, w = tuple(shapes[layer.input]), tuple(shapes[layer.weight])
         groups = layer.attr("groups", 1)
         if len(x) != 4 or len(w) != 4:
-            raise ShapeError(f"conv is 2-D: input [N, C, H, W] and weight [K, C/groups, R, S], got {list(x)}, {list(w)}")
+            raise ShapeError(
+                f"conv is 2-D: input [N, C, H, W] and weight [K, C/groups, R, S], got {list(x)}, {list(w)}"
+            )
         if x[1] != w[1] * groups or w[0] % groups:
             raise ShapeError(f"conv with {groups} group(s): input channels {x[1]}, weight {list(w)}")
         if layer.bias is not None and tuple(shapes[layer.bias]) != (w[0],):

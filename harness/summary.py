@@ -10,7 +10,6 @@ requirement.
 from __future__ import annotations
 
 import html
-import re
 import shutil
 import textwrap
 from collections import Counter
@@ -32,21 +31,36 @@ CLASSES: dict[str, tuple[str, str]] = {
     "version": ("ver", "skip: the case needs another version of the backend"),
     "skip": ("skip", "skip: another reason (see below)"),
 }
-COLOUR = {"pass": "#d8f0d8", "fail": "#f5c6c6", "error": "#e8b0e8", "deviation": "#fbeec0", "doc-deviation": "#fbeec0",
-          "not-installed": "#eeeeee", "built": "#e3ecf7", "unsupported": "#eeeeee", "version": "#eeeeee",
-          "skip": "#eeeeee"}
+COLOUR = {
+    "pass": "#d8f0d8",
+    "fail": "#f5c6c6",
+    "error": "#e8b0e8",
+    "deviation": "#fbeec0",
+    "doc-deviation": "#fbeec0",
+    "not-installed": "#eeeeee",
+    "built": "#e3ecf7",
+    "unsupported": "#eeeeee",
+    "version": "#eeeeee",
+    "skip": "#eeeeee",
+}
 CROSS = "cross-backend"
 
 
 def cell_class(record: dict) -> str:
-    status, reason = record["status"], record.get("reason") or ""
+    status, _reason = record["status"], record.get("reason") or ""
     if status == "xfail":
         return "doc-deviation" if record.get("kind") == "documentation-deviation" else "deviation"
     if status != "skip":
         return status
     kind = skips.kind_of(record)
-    return {"not-installed": "not-installed", "no-gpu": "not-installed", "built-not-run": "built",
-            "unsupported-gpu": "built", "feature-missing": "unsupported", "version": "version"}.get(kind, "skip")
+    return {
+        "not-installed": "not-installed",
+        "no-gpu": "not-installed",
+        "built-not-run": "built",
+        "unsupported-gpu": "built",
+        "feature-missing": "unsupported",
+        "version": "version",
+    }.get(kind, "skip")
 
 
 def worst(record: dict) -> float | None:
@@ -95,24 +109,35 @@ def _detail(record: dict) -> str:
 
 # --- terminal -----------------------------------------------------------------------------------------------------
 
+
 def terminal(doc: dict, width: int | None = None) -> str:
     """Columns are numbered (the legend names them) so the matrix fits a terminal; reasons wrap under it."""
     width = width or shutil.get_terminal_size((120, 40)).columns
     columns, rows = grid(doc)
     case_w = max([len("case")] + [len(c) for c in rows]) + 2
     col_w = max(len(m) for m, _ in CLASSES.values()) + 2
-    lines = ["backends: " + "  ".join(f"[{i + 1}] {c}" for i, c in enumerate(columns)), "",
-             "case".ljust(case_w) + "".join(f"[{i + 1}]".ljust(col_w) for i in range(len(columns)))]
+    lines = [
+        "backends: " + "  ".join(f"[{i + 1}] {c}" for i, c in enumerate(columns)),
+        "",
+        "case".ljust(case_w) + "".join(f"[{i + 1}]".ljust(col_w) for i in range(len(columns))),
+    ]
     for case_id in sorted(rows):
-        lines.append(case_id.ljust(case_w) + "".join(_mark(rows[case_id].get(c)).ljust(col_w) for c in columns).rstrip())
+        lines.append(
+            case_id.ljust(case_w) + "".join(_mark(rows[case_id].get(c)).ljust(col_w) for c in columns).rstrip()
+        )
     used = {cell_class(r) for r in doc["records"]}
     lines += ["", "legend:"] + [f"  {m:<6}{meaning}" for k, (m, meaning) in CLASSES.items() if k in used]
     lines += ["", counts(doc)]
     notable = [r for r in doc["records"] if r["status"] in ("fail", "error")]
     if notable:
         lines += ["", "not passing:"]
-        wrap = textwrap.TextWrapper(width=max(width, 60), initial_indent="  ", subsequent_indent="      ",
-                                    break_long_words=False, break_on_hyphens=False)
+        wrap = textwrap.TextWrapper(
+            width=max(width, 60),
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
         for r in sorted(notable, key=lambda r: (r["case_id"], r.get("backend") or "")):
             text = f"{CLASSES[cell_class(r)][0]} {r['case_id']} [{r.get('backend') or 'file'}]: {_detail(r)}{r.get('reason', '')}"
             lines += wrap.wrap(" ".join(text.split()))
@@ -131,7 +156,9 @@ def skip_lines(doc: dict) -> list[str]:
     out = ["", "skipped:"]
     for (backend, cls), records in sorted(groups.items()):
         reason = " ".join((records[0].get("reason") or "").split())
-        out.append(f"  {backend}: {len(records)} {CLASSES[cls][0]} ({reason[:160]}{'...' if len(reason) > 160 else ''})")
+        out.append(
+            f"  {backend}: {len(records)} {CLASSES[cls][0]} ({reason[:160]}{'...' if len(reason) > 160 else ''})"
+        )
     return out
 
 
@@ -144,19 +171,30 @@ def disagreement_lines(doc: dict) -> list[str]:
         tag = f"declared: {d['declared'][0]}" if d.get("declared") else "UNDECLARED"
         if d.get("fused_vs_simulated"):
             tag = "fused vs simulated, by design" + (f"; {tag}" if d.get("declared") else "")
-        steps = f", {d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''}" if d.get("max_steps") is not None else ""
-        lines.append(f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']} of {d['total']} differ, "
-                     f"max |diff| {d['max_abs']:.6g}{steps} ({tag})")
+        steps = (
+            f", {d['max_steps']:g} step{'s' if d['max_steps'] != 1 else ''}" if d.get("max_steps") is not None else ""
+        )
+        lines.append(
+            f"DIFF {d['case_id']} {a} vs {b} [{d['output']}]: {d['differing']} of {d['total']} differ, "
+            f"max |diff| {d['max_abs']:.6g}{steps} ({tag})"
+        )
     return lines
 
 
 # --- Markdown -----------------------------------------------------------------------------------------------------
 
+
 def markdown(doc: dict) -> str:
     columns, rows = grid(doc)
     state = "partial" if doc.get("partial") else "complete"
-    lines = [f"# qdq-harness results ({state}, {doc['started']})", "", counts(doc), "",
-             "| case | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines = [
+        f"# qdq-harness results ({state}, {doc['started']})",
+        "",
+        counts(doc),
+        "",
+        "| case | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for case_id in sorted(rows):
         cells = []
         for c in columns:
@@ -167,17 +205,26 @@ def markdown(doc: dict) -> str:
     used = {cell_class(r) for r in doc["records"]}
     lines += ["", "Legend: " + "; ".join(f"`{m}` {meaning}" for k, (m, meaning) in CLASSES.items() if k in used)]
     for title, statuses in (("Not passing", ("fail", "error")), ("Declared deviations", ("xfail",))):
-        chosen = sorted((r for r in doc["records"] if r["status"] in statuses),
-                        key=lambda r: (r["case_id"], r.get("backend") or ""))
+        chosen = sorted(
+            (r for r in doc["records"] if r["status"] in statuses), key=lambda r: (r["case_id"], r.get("backend") or "")
+        )
         if chosen:
             lines += ["", f"## {title}", ""]
-            lines += [f"- `{r['case_id']}` [{r.get('backend') or 'file'}]: {_detail(r)}{_md(r.get('reason', ''))}"
-                      for r in chosen]
+            lines += [
+                f"- `{r['case_id']}` [{r.get('backend') or 'file'}]: {_detail(r)}{_md(r.get('reason', ''))}"
+                for r in chosen
+            ]
     skipped = skip_lines(doc)
     if skipped:
         lines += ["", "## Skipped", ""] + [f"- {line.strip()}" for line in skipped[2:]]
-    lines += ["", "Backends: " + "; ".join(f"{n} {b['version'] or '-'}" + ("" if b["available"] else f" (unavailable: {b['reason']})")
-                                          for n, b in doc["backends"].items())]
+    lines += [
+        "",
+        "Backends: "
+        + "; ".join(
+            f"{n} {b['version'] or '-'}" + ("" if b["available"] else f" (unavailable: {b['reason']})")
+            for n, b in doc["backends"].items()
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -186,6 +233,7 @@ def _md(text: str) -> str:
 
 
 # --- HTML ---------------------------------------------------------------------------------------------------------
+
 
 def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
     """Each cell shows its mark and its reason; with `links` ((case id, backend) -> URL into the Allure report)
@@ -206,20 +254,34 @@ def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
             url = links.get((case_id, c))
             mark = f'<a href="{html.escape(url)}">{mark}</a>' if url else mark
             reason = "" if r["status"] == "pass" else html.escape(_detail(r) + (r.get("reason") or ""))
-            cells.append(f'<td style="background:{COLOUR[cls]}"><b>{mark}</b>'
-                         + (f'<div class="why">{reason}</div>' if reason else "") + "</td>")
+            cells.append(
+                f'<td style="background:{COLOUR[cls]}"><b>{mark}</b>'
+                + (f'<div class="why">{reason}</div>' if reason else "")
+                + "</td>"
+            )
         body.append(f"<tr><th class='case'><code>{html.escape(case_id)}</code></th>{''.join(cells)}</tr>")
     used = {cell_class(r) for r in doc["records"]}
-    legend = "".join(f'<li><span style="background:{COLOUR[k]}">{html.escape(m)}</span> {html.escape(meaning)}</li>'
-                     for k, (m, meaning) in CLASSES.items() if k in used)
-    report = ('<p>Allure report: <a href="allure-report/index.html">by case</a>, '
-              '<a href="allure-report/by-backend.html">by backend</a></p>') if links else ""
-    return ("<!doctype html><meta charset='utf-8'><title>qdq-harness results</title>"
-            "<style>body{font-family:sans-serif}td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}"
-            "table{border-collapse:collapse}th.case{text-align:left}.why{font-size:11px;max-width:28em}"
-            "li span{padding:0 6px}</style>"
-            f"<h1>qdq-harness results</h1><p>{html.escape(counts(doc))}</p>{report}"
-            f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table><h2>Legend</h2><ul>{legend}</ul>")
+    legend = "".join(
+        f'<li><span style="background:{COLOUR[k]}">{html.escape(m)}</span> {html.escape(meaning)}</li>'
+        for k, (m, meaning) in CLASSES.items()
+        if k in used
+    )
+    report = (
+        (
+            '<p>Allure report: <a href="allure-report/index.html">by case</a>, '
+            '<a href="allure-report/by-backend.html">by backend</a></p>'
+        )
+        if links
+        else ""
+    )
+    return (
+        "<!doctype html><meta charset='utf-8'><title>qdq-harness results</title>"
+        "<style>body{font-family:sans-serif}td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}"
+        "table{border-collapse:collapse}th.case{text-align:left}.why{font-size:11px;max-width:28em}"
+        "li span{padding:0 6px}</style>"
+        f"<h1>qdq-harness results</h1><p>{html.escape(counts(doc))}</p>{report}"
+        f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table><h2>Legend</h2><ul>{legend}</ul>"
+    )
 
 
 def write(out_dir: Path, doc: dict, links: dict[tuple[str, str], str] | None = None) -> None:
@@ -243,8 +305,11 @@ def coverage(doc: dict) -> str:
         row = []
         for b in used:
             c = cells.get((tag, b), Counter())
-            parts = [f"{c[s]} {m}" for s, m in (("pass", "pass"), ("xfail", "dev"), ("skip", "skip"), ("fail", "FAIL"),
-                                                 ("error", "ERROR")) if c[s]]
+            parts = [
+                f"{c[s]} {m}"
+                for s, m in (("pass", "pass"), ("xfail", "dev"), ("skip", "skip"), ("fail", "FAIL"), ("error", "ERROR"))
+                if c[s]
+            ]
             row.append(", ".join(parts))
         lines.append(f"| {tag} | " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

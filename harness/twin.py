@@ -45,9 +45,20 @@ def _twin(case: Case, real: str, quantized: str, key: str) -> Case:
         Layer("quantize", "q", 0, input="x", scale="s", to=quantized),
         Layer("dequantize", "y", 0, input="q", scale="s", to=real),
     ]
-    return replace(case, id=f"{case.id}::twin:{key}", network=network, outputs=["y"],
-                   inputs={"x": [[0, 1, 2, 3], [-1, -2, -3, -4]]}, expect=Expectation("observe"), documented=None,
-                   overrides=[], requires=[], onnx={}, params={}, raw={"twin": key})
+    return replace(
+        case,
+        id=f"{case.id}::twin:{key}",
+        network=network,
+        outputs=["y"],
+        inputs={"x": [[0, 1, 2, 3], [-1, -2, -3, -4]]},
+        expect=Expectation("observe"),
+        documented=None,
+        overrides=[],
+        requires=[],
+        onnx={},
+        params={},
+        raw={"twin": key},
+    )
 
 
 class TwinProbe:
@@ -72,8 +83,10 @@ class TwinProbe:
                     self.attempt(twin)
                     self.seen[key] = None
                 except QdqError as exc:
-                    self.seen[key] = (f"{self.backend_name} {self.version} cannot run Q/DQ {key}{where} even in a "
-                                      f"valid twin: {exc.native.splitlines()[0]}")
+                    self.seen[key] = (
+                        f"{self.backend_name} {self.version} cannot run Q/DQ {key}{where} even in a "
+                        f"valid twin: {exc.native.splitlines()[0]}"
+                    )
             if self.seen[key]:
                 return self.seen[key]
         return None

@@ -32,13 +32,28 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "missing-expected-error": ("fail", "MISSING-EXPECTED-ERROR", "the backend ran a case that expects an error"),
     "wrong-error": ("fail", "WRONG-ERROR", "the backend refused the case with another category or message"),
     "deviation-no-longer-observed": ("fail", "DEVIATION-NO-LONGER-OBSERVED", "a declared deviation did not happen"),
-    "cross-backend-disagreement": ("fail", "CROSS-BACKEND-DISAGREEMENT", "two backends disagree beyond the tolerance, undeclared"),
+    "cross-backend-disagreement": (
+        "fail",
+        "CROSS-BACKEND-DISAGREEMENT",
+        "two backends disagree beyond the tolerance, undeclared",
+    ),
     "declared-deviation": ("xfail", "DECLARED-DEVIATION", "the backend deviates as the case declares"),
-    "documentation-deviation": ("xfail", "DOCUMENTATION-DEVIATION", "the contract's values differ from a document's printed ones"),
-    "ran-unquantized": ("fail", "RAN-UNQUANTIZED", "a layer the case expects in INT8/FP8 ran in float (the engine inspector)"),
+    "documentation-deviation": (
+        "xfail",
+        "DOCUMENTATION-DEVIATION",
+        "the contract's values differ from a document's printed ones",
+    ),
+    "ran-unquantized": (
+        "fail",
+        "RAN-UNQUANTIZED",
+        "a layer the case expects in INT8/FP8 ran in float (the engine inspector)",
+    ),
     "backend-crash": ("error", "BACKEND-CRASH", "the backend or the harness crashed"),
-    "output-not-stored": ("error", "OUTPUT-NOT-STORED", "the outputs could not be stored: the run's output budget is "
-                                                        "spent, or the disk is full"),
+    "output-not-stored": (
+        "error",
+        "OUTPUT-NOT-STORED",
+        "the outputs could not be stored: the run's output budget is spent, or the disk is full",
+    ),
     "invalid-case-file": ("fail", "INVALID-CASE-FILE", "the case file does not load"),
     "skipped": ("skip", "SKIPPED", "the backend cannot run this case here"),
 }
@@ -59,8 +74,14 @@ class Verdict:
         return f"{KINDS[self.kind][1]}: {self.reason}"
 
     def as_dict(self) -> dict:
-        out = {"status": self.status, "kind": self.kind, "reason": self.reason, "expectation": self.expectation,
-               "override": self.override, "metrics": self.metrics}
+        out = {
+            "status": self.status,
+            "kind": self.kind,
+            "reason": self.reason,
+            "expectation": self.expectation,
+            "override": self.override,
+            "metrics": self.metrics,
+        }
         if self.status == "skip":
             out["skip_kind"] = self.skip_kind or "other"
         return out
@@ -82,7 +103,9 @@ def expected_arrays(case: Case, values: dict, info: NetworkInfo) -> dict[str, np
     """Expected data in each output's own type: an exact expectation means bit-exact in that type."""
     out = {}
     for name, spec in values.items():
-        out[name] = data_mod.materialise(spec, info.shapes[name], dtypes.dtype(info.dtype(name)).name, case.file, case.root)
+        out[name] = data_mod.materialise(
+            spec, info.shapes[name], dtypes.dtype(info.dtype(name)).name, case.file, case.root
+        )
     return out
 
 
@@ -106,8 +129,15 @@ def _compare(case: Case, info: NetworkInfo, outputs: dict, expected: dict, toler
     return _Check(True, metrics=metrics)
 
 
-def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkInfo, backend: str,
-               reference: Callable[[], Outcome] | None, reference_name: str | None = None) -> _Check:
+def _satisfies(
+    expect: Expectation,
+    outcome: Outcome,
+    case: Case,
+    info: NetworkInfo,
+    backend: str,
+    reference: Callable[[], Outcome] | None,
+    reference_name: str | None = None,
+) -> _Check:
     if expect.kind == "observe":
         return _Check(True, detail="observed (no expectation)")
     if expect.kind == "error":
@@ -117,8 +147,11 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
         if err.category != expect.category:
             return _Check(False, "wrong-error", f"expected {expect.category}, got {err.category}: {err.native}")
         if expect.message and not re.search(expect.message, err.native):
-            return _Check(False, "wrong-error", f"{err.category} as expected, but the message does not match "
-                                                f"/{expect.message}/: {err.native}")
+            return _Check(
+                False,
+                "wrong-error",
+                f"{err.category} as expected, but the message does not match /{expect.message}/: {err.native}",
+            )
         return _Check(True, detail=f"{err.category}: {err.native}")
     if expect.kind == "reference":
         if reference is None or backend == (reference_name or contract_model()):
@@ -127,24 +160,35 @@ def _satisfies(expect: Expectation, outcome: Outcome, case: Case, info: NetworkI
             return _Check(True, detail="this is the reference")
         ref = reference()
         if ref.crash or ref.skip:
-            return _Check(False, "backend-crash", f"the reference ({reference_name}) could not run: {ref.crash or ref.skip}")
+            return _Check(
+                False, "backend-crash", f"the reference ({reference_name}) could not run: {ref.crash or ref.skip}"
+            )
         if ref.error is not None:
             return _satisfies(Expectation("error", category=ref.error.category), outcome, case, info, backend, None)
         if outcome.error is not None:
             return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
-        return _compare(case, info, outcome.outputs, ref.outputs, expect.tolerance, f" (against the reference, {reference_name})")
+        return _compare(
+            case, info, outcome.outputs, ref.outputs, expect.tolerance, f" (against the reference, {reference_name})"
+        )
     # values
     if outcome.error is not None:
         return _Check(False, "unexpected-error", f"{outcome.error.category}: {outcome.error.native}")
     return _compare_values(case, info, outcome.outputs, expect.values, expect.tolerance)
 
 
-def judge(case: Case, backend: str, version: str | None, outcome: Outcome,
-          reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
+def judge(
+    case: Case,
+    backend: str,
+    version: str | None,
+    outcome: Outcome,
+    reference: Callable[[], Outcome] | None = None,
+    reference_name: str | None = None,
+) -> Verdict:
     verdict = _judge(case, backend, version, outcome, reference, reference_name)
     if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layer_types"):
-        problem = unquantized(case.runs_quantized, outcome.details["layer_types"],
-                              outcome.details.get("engine_layers", []))
+        problem = unquantized(
+            case.runs_quantized, outcome.details["layer_types"], outcome.details.get("engine_layers", [])
+        )
         if problem:
             return make("ran-unquantized", problem, metrics=verdict.metrics)
     return verdict
@@ -165,13 +209,22 @@ def unquantized(names: list[str], layer_types: dict[str, list[str]], engine_laye
     return "; ".join(problems) or None
 
 
-def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
-           reference: Callable[[], Outcome] | None = None, reference_name: str | None = None) -> Verdict:
+def _judge(
+    case: Case,
+    backend: str,
+    version: str | None,
+    outcome: Outcome,
+    reference: Callable[[], Outcome] | None = None,
+    reference_name: str | None = None,
+) -> Verdict:
     if outcome.skip:
         return make("skipped", outcome.skip, skip_kind=outcome.skip_kind or "other")
     if outcome.crash:
-        return make("backend-crash", outcome.crash.strip().splitlines()[-1] if outcome.crash.strip() else "crashed",
-                    metrics={"traceback": outcome.crash})
+        return make(
+            "backend-crash",
+            outcome.crash.strip().splitlines()[-1] if outcome.crash.strip() else "crashed",
+            metrics={"traceback": outcome.crash},
+        )
     expect, override = case.expectation_for(backend, version)
     if outcome.built_not_run:
         kind = "unsupported-gpu" if outcome.skip_kind == "unsupported-gpu" else "built-not-run"
@@ -184,15 +237,27 @@ def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     if override is not None:
         described["override"] = override.reason
         if primary.ok:
-            return make("deviation-no-longer-observed",
-                        f"declared deviation not observed: the case's own expectation ({case.expect.describe()}) holds; "
-                        f"declared: {override.reason}", metrics=primary.metrics, **described)
+            return make(
+                "deviation-no-longer-observed",
+                f"declared deviation not observed: the case's own expectation ({case.expect.describe()}) holds; "
+                f"declared: {override.reason}",
+                metrics=primary.metrics,
+                **described,
+            )
         held = _satisfies(expect, outcome, case, info, backend, reference, reference_name)
         if held.ok:
-            return make("declared-deviation", f"{override.reason} [{case.expect.describe()} does not hold: "
-                                              f"{primary.detail}]", metrics=held.metrics, **described)
-        return make(held.kind, f"{held.detail} (expectation of the override: {override.reason})",
-                    metrics=held.metrics, **described)
+            return make(
+                "declared-deviation",
+                f"{override.reason} [{case.expect.describe()} does not hold: {primary.detail}]",
+                metrics=held.metrics,
+                **described,
+            )
+        return make(
+            held.kind,
+            f"{held.detail} (expectation of the override: {override.reason})",
+            metrics=held.metrics,
+            **described,
+        )
 
     if not primary.ok:
         note = ""
@@ -205,12 +270,19 @@ def _judge(case: Case, backend: str, version: str | None, outcome: Outcome,
     if documented and outcome.outputs is not None:
         doc = _compare_values(case, info, outcome.outputs, documented.values, documented.tolerance)
         if doc.ok:
-            return make("deviation-no-longer-observed",
-                        f"the output matches the document's printed values as well as the contract: "
-                        f"the declared documentation deviation is gone ({documented.reason})",
-                        metrics=primary.metrics, **described)
-        return make("documentation-deviation", f"{documented.reason} [{doc.detail}]",
-                    metrics={"expected": primary.metrics, "documented": doc.metrics}, **described)
+            return make(
+                "deviation-no-longer-observed",
+                f"the output matches the document's printed values as well as the contract: "
+                f"the declared documentation deviation is gone ({documented.reason})",
+                metrics=primary.metrics,
+                **described,
+            )
+        return make(
+            "documentation-deviation",
+            f"{documented.reason} [{doc.detail}]",
+            metrics={"expected": primary.metrics, "documented": doc.metrics},
+            **described,
+        )
     return make("pass", primary.detail or "as expected", metrics=primary.metrics, **described)
 
 
@@ -218,8 +290,9 @@ def _judge_build_only(case: Case, expect: Expectation, override, built: str, ski
     """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more."""
     described = {"expectation": expect.describe(), "override": override.reason if override else None}
     if expect.kind == "error":
-        return make("missing-expected-error", f"expected error {expect.category}, but the build succeeded: {built}",
-                    **described)
+        return make(
+            "missing-expected-error", f"expected error {expect.category}, but the build succeeded: {built}", **described
+        )
     if override is not None and case.expect.kind == "error" and expect.kind == "observe":
         return make("declared-deviation", f"{override.reason} [it builds: {built}]", **described)
     return make("skipped", built, skip_kind=skip_kind, **described)

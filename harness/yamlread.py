@@ -18,8 +18,12 @@ import yaml
 from . import limits
 
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the same safe constructor, 10x faster parsing
-_OPEN = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken,
-         yaml.FlowSequenceStartToken)
+_OPEN = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
 _CLOSE = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
@@ -48,8 +52,14 @@ def read_bytes_and_stat(path: Path) -> tuple[bytes | None, str | None, os.stat_r
     if not stat.S_ISREG(st.st_mode):
         return None, "not a regular file (a FIFO, device or socket is never opened)", None
     if st.st_size > limits.MAX_FILE_BYTES:
-        return None, (f"the file is {st.st_size:,} bytes, over the limit of {limits.MAX_FILE_BYTES:,}; "
-                      "put large data in a .npy file"), None
+        return (
+            None,
+            (
+                f"the file is {st.st_size:,} bytes, over the limit of {limits.MAX_FILE_BYTES:,}; "
+                "put large data in a .npy file"
+            ),
+            None,
+        )
     try:
         with open(path, "rb") as f:
             opened = os.fstat(f.fileno())
@@ -127,8 +137,7 @@ def _nesting_problem(text: str) -> tuple[int, str] | None:
             if isinstance(token, _OPEN):
                 depth += 1
                 if depth > limits.MAX_NESTING:
-                    return (token.start_mark.line + 1,
-                            f"collections nested more than {limits.MAX_NESTING} deep")
+                    return (token.start_mark.line + 1, f"collections nested more than {limits.MAX_NESTING} deep")
             elif isinstance(token, _CLOSE):
                 depth -= 1
     except yaml.YAMLError as exc:
@@ -200,8 +209,13 @@ def _check_nodes(root: yaml.Node, lines: dict[tuple, int]) -> list[tuple[int, st
         if done:
             size[id(node)] = 1 + sum(size.get(id(c), 1) for c in _children(node))
             if size[id(node)] > limits.MAX_NODES:
-                return [(node.start_mark.line + 1, f"the YAML expands to more than {limits.MAX_NODES:,} values "
-                                                   "(anchors and aliases count each time they are used)")]
+                return [
+                    (
+                        node.start_mark.line + 1,
+                        f"the YAML expands to more than {limits.MAX_NODES:,} values "
+                        "(anchors and aliases count each time they are used)",
+                    )
+                ]
             continue
         if len(path) > limits.MAX_NESTING:
             return [(node.start_mark.line + 1, f"collections nested more than {limits.MAX_NESTING} deep")]
@@ -231,9 +245,16 @@ def _check_nodes(root: yaml.Node, lines: dict[tuple, int]) -> list[tuple[int, st
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
                 stack.append((item, (*path, i), False))
-        elif node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") and len(node.value) > limits.MAX_NUMBER_CHARS:
-            problems.append((node.start_mark.line + 1, f"a number of {len(node.value)} characters, over the limit of "
-                                                       f"{limits.MAX_NUMBER_CHARS}"))
+        elif (
+            node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+            and len(node.value) > limits.MAX_NUMBER_CHARS
+        ):
+            problems.append(
+                (
+                    node.start_mark.line + 1,
+                    f"a number of {len(node.value)} characters, over the limit of {limits.MAX_NUMBER_CHARS}",
+                )
+            )
     return sorted(set(problems))
 
 

@@ -57,8 +57,14 @@ def run_qdq(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     import os
 
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd or REPO, capture_output=True,
-                          text=True, env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
 
 
 def install_test_backends(tmp_path: Path, **entry_points: str) -> dict:
@@ -74,8 +80,12 @@ def install_test_backends(tmp_path: Path, **entry_points: str) -> dict:
 
 
 def pytest_addoption(parser):
-    parser.addoption("--deep", action="store_true", default=False,
-                     help="generated cross-checks draw 20x more examples, with a random seed (tests/test_generated.py)")
+    parser.addoption(
+        "--deep",
+        action="store_true",
+        default=False,
+        help="generated cross-checks draw 20x more examples, with a random seed (tests/test_generated.py)",
+    )
 
 
 def stored_outputs(bundle_dir: Path, case_id: str, backend: str) -> dict:

@@ -21,29 +21,101 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "cases" / "coverage"
 
-REQ_10_0 = {"backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"], "version": ">=10.0",
-            "reason": "FP8 and INT4 quantize/dequantize arrived in TensorRT 10.0 (shared/notes/tensorrt.md)"}
-REQ_10_8 = {"backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"], "version": ">=10.8",
-            "reason": "FP4 E2M1 quantize/dequantize arrived in TensorRT 10.8 (shared/notes/tensorrt.md)"}
+REQ_10_0 = {
+    "backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"],
+    "version": ">=10.0",
+    "reason": "FP8 and INT4 quantize/dequantize arrived in TensorRT 10.0 (shared/notes/tensorrt.md)",
+}
+REQ_10_8 = {
+    "backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"],
+    "version": ">=10.8",
+    "reason": "FP4 E2M1 quantize/dequantize arrived in TensorRT 10.8 (shared/notes/tensorrt.md)",
+}
 REQUIRES = {"int8": None, "int4": REQ_10_0, "fp8": REQ_10_0, "fp4": REQ_10_8}
 
 SRC_Q = {"document": "trt-operator-quantize.en.txt", "where": "output = clamp(round(input / scale) + zero_point)"}
 SRC_DQ = {"document": "trt-operator-dequantize.en.txt", "where": "output = (input - zero_point) * scale"}
-SRC_BLOCK = {"document": "include/NvInfer.h (TensorRT 11.1), IQuantizeLayer",
-             "where": "block quantization: scale of the input's rank, the last or second to last dimension blocked"}
+SRC_BLOCK = {
+    "document": "include/NvInfer.h (TensorRT 11.1), IQuantizeLayer",
+    "where": "block quantization: scale of the input's rank, the last or second to last dimension blocked",
+}
 
 SHAPES = {1: [6], 2: [3, 4], 3: [2, 3, 4], 4: [2, 3, 2, 2], 5: [2, 2, 3, 1, 2]}
 CHANNEL_SCALES = [F(1, 2), F(1), F(2), F(1, 4), F(4)]
 # x / s for each element (cycled): ties of both signs, saturation at both ends, zero, small and large values.
 PATTERN = {
-    "int8": [F(-300), F(-129), F(-128), F(-5, 2), F(-7, 4), F(-1, 2), F(-1, 4), F(0), F(1, 4), F(1, 2), F(3, 2),
-             F(5, 2), F(13, 4), F(127), F(128), F(200)],
-    "int4": [F(-20), F(-9), F(-17, 2), F(-15, 2), F(-5, 2), F(-1, 2), F(0), F(1, 4), F(1, 2), F(3, 2), F(5, 2),
-             F(13, 4), F(13, 2), F(15, 2), F(8), F(30)],
-    "fp8": [F(-1000), F(-464), F(-448), F(-13), F(-9, 4), F(-1, 2), F(0), F(1, 64), F(3, 64), F(1, 2), F(17, 16),
-            F(9), F(11), F(240), F(464), F(1000)],
-    "fp4": [F(-100), F(-7), F(-5), F(-5, 2), F(-7, 4), F(-1, 4), F(0), F(1, 4), F(3, 4), F(5, 4), F(7, 4),
-            F(5, 2), F(7, 2), F(5), F(6), F(13)],
+    "int8": [
+        F(-300),
+        F(-129),
+        F(-128),
+        F(-5, 2),
+        F(-7, 4),
+        F(-1, 2),
+        F(-1, 4),
+        F(0),
+        F(1, 4),
+        F(1, 2),
+        F(3, 2),
+        F(5, 2),
+        F(13, 4),
+        F(127),
+        F(128),
+        F(200),
+    ],
+    "int4": [
+        F(-20),
+        F(-9),
+        F(-17, 2),
+        F(-15, 2),
+        F(-5, 2),
+        F(-1, 2),
+        F(0),
+        F(1, 4),
+        F(1, 2),
+        F(3, 2),
+        F(5, 2),
+        F(13, 4),
+        F(13, 2),
+        F(15, 2),
+        F(8),
+        F(30),
+    ],
+    "fp8": [
+        F(-1000),
+        F(-464),
+        F(-448),
+        F(-13),
+        F(-9, 4),
+        F(-1, 2),
+        F(0),
+        F(1, 64),
+        F(3, 64),
+        F(1, 2),
+        F(17, 16),
+        F(9),
+        F(11),
+        F(240),
+        F(464),
+        F(1000),
+    ],
+    "fp4": [
+        F(-100),
+        F(-7),
+        F(-5),
+        F(-5, 2),
+        F(-7, 4),
+        F(-1, 4),
+        F(0),
+        F(1, 4),
+        F(3, 4),
+        F(5, 4),
+        F(7, 4),
+        F(5, 2),
+        F(7, 2),
+        F(5),
+        F(6),
+        F(13),
+    ],
 }
 MANTISSA_BITS = {"float32": 24, "float16": 11, "bfloat16": 8}
 MAX_EXP = {"float32": 127, "float16": 15, "bfloat16": 127}
@@ -54,14 +126,14 @@ def _float_values(exp_bits: int, man_bits: int, bias: int, skip_top: bool) -> li
     """Every finite non-negative value of a small float format from its bit layout (E4M3FN: the all-ones code is
     NaN; E2M1: no NaN or Inf)."""
     values = []
-    for e in range(2 ** exp_bits):
-        for m in range(2 ** man_bits):
-            if skip_top and e == 2 ** exp_bits - 1 and m == 2 ** man_bits - 1:
+    for e in range(2**exp_bits):
+        for m in range(2**man_bits):
+            if skip_top and e == 2**exp_bits - 1 and m == 2**man_bits - 1:
                 continue
             if e == 0:
-                values.append((F(m, 2 ** man_bits) * F(2) ** (1 - bias), m))
+                values.append((F(m, 2**man_bits) * F(2) ** (1 - bias), m))
             else:
-                values.append(((1 + F(m, 2 ** man_bits)) * F(2) ** (e - bias), m))
+                values.append(((1 + F(m, 2**man_bits)) * F(2) ** (e - bias), m))
     return values
 
 
@@ -107,9 +179,10 @@ def num(v: F) -> object:
 
 def _grid(shape: list[int], scales: list[F]) -> tuple[list[list], list]:
     """Nested lists of values for a shape (scales per element given flat)."""
+
     def build(dims, flat, start):
         if len(dims) == 1:
-            return flat[start:start + dims[0]]
+            return flat[start : start + dims[0]]
         step = 1
         for d in dims[1:]:
             step *= d
@@ -125,8 +198,9 @@ def _size(shape):
     return n
 
 
-def _elementwise_scale(shape: list[int], kind: str, axis: int | None, block: tuple[int, int] | None,
-                       scale_values: list[F]) -> list[F]:
+def _elementwise_scale(
+    shape: list[int], kind: str, axis: int | None, block: tuple[int, int] | None, scale_values: list[F]
+) -> list[F]:
     """The scale each element of `shape` uses (flat, C order)."""
     n = _size(shape)
     out = []
@@ -153,9 +227,20 @@ def _elementwise_scale(shape: list[int], kind: str, axis: int | None, block: tup
     return out
 
 
-def qdq_case(name: str, title: str, tags: list[str], shape: list[int], in_type: str, to: str, kind: str,
-             axis: int | None = None, block: tuple[int, int] | None = None, pattern_offset: int = 0,
-             constant: bool = False, source: dict | None = None) -> dict:
+def qdq_case(
+    name: str,
+    title: str,
+    tags: list[str],
+    shape: list[int],
+    in_type: str,
+    to: str,
+    kind: str,
+    axis: int | None = None,
+    block: tuple[int, int] | None = None,
+    pattern_offset: int = 0,
+    constant: bool = False,
+    source: dict | None = None,
+) -> dict:
     """x -> Quantize(to) -> q -> Dequantize(to in_type) -> y, outputs q and y, values computed exactly."""
     n = _size(shape)
     if kind == "per-tensor":
@@ -180,22 +265,36 @@ def qdq_case(name: str, title: str, tags: list[str], shape: list[int], in_type: 
     ys = [q * s for q, s in zip(qs, per_element)]
     for y in ys:
         assert representable(y, in_type), (name, y, in_type)
-    x_layer = ({"op": "constant", "name": "x", "dtype": in_type, "shape": shape, "value": _grid(shape, [num(v) for v in xs])}
-               if constant else {"op": "input", "name": "x", "dtype": in_type, "shape": shape})
+    x_layer = (
+        {"op": "constant", "name": "x", "dtype": in_type, "shape": shape, "value": _grid(shape, [num(v) for v in xs])}
+        if constant
+        else {"op": "input", "name": "x", "dtype": in_type, "shape": shape}
+    )
     network = ([{"op": "input", "name": "unused", "dtype": "float32", "shape": [1]}] if constant else []) + [
         x_layer,
-        {"op": "constant", "name": "s", "dtype": in_type, "shape": scale_shape,
-         "value": _grid(scale_shape, [num(v) for v in scale_values]) if scale_shape else num(scale_values[0])},
+        {
+            "op": "constant",
+            "name": "s",
+            "dtype": in_type,
+            "shape": scale_shape,
+            "value": _grid(scale_shape, [num(v) for v in scale_values]) if scale_shape else num(scale_values[0]),
+        },
     ]
     q = {"op": "quantize", "name": "q", "input": "x", "scale": "s", "to": to}
     dq = {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": in_type}
     if kind == "per-channel":
         q["axis"] = dq["axis"] = axis
     network += [q, dq]
-    case = {"name": name, "title": title, "source": source or SRC_Q, "tags": tags, "network": network,
-            "outputs": ["q", "y"],
-            "inputs": {"unused": [0]} if constant else {"x": _grid(shape, [num(v) for v in xs])},
-            "expect": {"values": {"q": _grid(shape, [num(v) for v in qs]), "y": _grid(shape, [num(v) for v in ys])}}}
+    case = {
+        "name": name,
+        "title": title,
+        "source": source or SRC_Q,
+        "tags": tags,
+        "network": network,
+        "outputs": ["q", "y"],
+        "inputs": {"unused": [0]} if constant else {"x": _grid(shape, [num(v) for v in xs])},
+        "expect": {"values": {"q": _grid(shape, [num(v) for v in qs]), "y": _grid(shape, [num(v) for v in ys])}},
+    }
     if REQUIRES[to]:
         case["requires"] = [REQUIRES[to]]
     return case
@@ -206,9 +305,18 @@ def per_tensor_cases() -> list[dict]:
     for to in ("int8", "fp8", "fp4"):
         for rank, shape in SHAPES.items():
             for t in ("float32", "float16", "bfloat16"):
-                cases.append(qdq_case(f"{to}-per-tensor-rank{rank}-{t}", f"{to.upper()} per-tensor Q/DQ of a rank-{rank} "
-                                      f"{t} input {shape}", [to, "per-tensor", t, f"rank{rank}"], shape, t, to,
-                                      "per-tensor", pattern_offset=rank))
+                cases.append(
+                    qdq_case(
+                        f"{to}-per-tensor-rank{rank}-{t}",
+                        f"{to.upper()} per-tensor Q/DQ of a rank-{rank} {t} input {shape}",
+                        [to, "per-tensor", t, f"rank{rank}"],
+                        shape,
+                        t,
+                        to,
+                        "per-tensor",
+                        pattern_offset=rank,
+                    )
+                )
     return cases
 
 
@@ -218,12 +326,23 @@ def per_channel_cases() -> list[dict]:
         for rank, shape in SHAPES.items():
             for axis in range(rank):
                 for t in ("float32", "float16", "bfloat16"):
-                    cases.append(qdq_case(
-                        f"{to}-per-channel-rank{rank}-axis{axis}-{t}",
-                        f"{to.upper()} per-channel Q/DQ along axis {axis} of a rank-{rank} {t} input {shape}",
-                        [to, "per-channel", t, f"rank{rank}", f"axis{axis}"], shape, t, to, "per-channel", axis=axis,
-                        pattern_offset=axis, source={"document": "trt-operator-quantize.en.txt",
-                                                     "where": "scale: 1-D tensor for per-channel quantization along axis"}))
+                    cases.append(
+                        qdq_case(
+                            f"{to}-per-channel-rank{rank}-axis{axis}-{t}",
+                            f"{to.upper()} per-channel Q/DQ along axis {axis} of a rank-{rank} {t} input {shape}",
+                            [to, "per-channel", t, f"rank{rank}", f"axis{axis}"],
+                            shape,
+                            t,
+                            to,
+                            "per-channel",
+                            axis=axis,
+                            pattern_offset=axis,
+                            source={
+                                "document": "trt-operator-quantize.en.txt",
+                                "where": "scale: 1-D tensor for per-channel quantization along axis",
+                            },
+                        )
+                    )
     return cases
 
 
@@ -236,11 +355,21 @@ def block_cases() -> list[dict]:
                 for bsize in (2, 4):
                     if shape[bax] % bsize or shape[bax] == bsize:
                         continue
-                    cases.append(qdq_case(
-                        f"{to}-blocks-rank{rank}-axis{bax}-size{bsize}",
-                        f"{to.upper()} block Q/DQ of a float32 constant {shape}, blocks of {bsize} along axis {bax}",
-                        [to, "block", f"rank{rank}", "weights"], shape, "float32", to, "block", block=(bax, bsize),
-                        constant=True, pattern_offset=bsize, source=SRC_BLOCK))
+                    cases.append(
+                        qdq_case(
+                            f"{to}-blocks-rank{rank}-axis{bax}-size{bsize}",
+                            f"{to.upper()} block Q/DQ of a float32 constant {shape}, blocks of {bsize} along axis {bax}",
+                            [to, "block", f"rank{rank}", "weights"],
+                            shape,
+                            "float32",
+                            to,
+                            "block",
+                            block=(bax, bsize),
+                            constant=True,
+                            pattern_offset=bsize,
+                            source=SRC_BLOCK,
+                        )
+                    )
     return cases
 
 
@@ -250,19 +379,31 @@ def int4_weight_cases() -> list[dict]:
     cases = []
     for rank, shape in SHAPES.items():
         for t in ("float32", "float16", "bfloat16"):
-            case = qdq_case(f"int4-per-tensor-weights-rank{rank}-{t}", f"INT4 per-tensor Q/DQ of a rank-{rank} {t} "
-                            f"constant {shape} (no block scale)", ["int4", "per-tensor", "weights", t, f"rank{rank}"],
-                            shape, t, "int4", "per-tensor", constant=True, pattern_offset=rank,
-                            source={"document": "trt-operator-quantize.en.txt",
-                                    "where": "T2: int8, int4, fp8 (per-tensor allowed; the user guide asks INT4 for block scales)"})
+            case = qdq_case(
+                f"int4-per-tensor-weights-rank{rank}-{t}",
+                f"INT4 per-tensor Q/DQ of a rank-{rank} {t} constant {shape} (no block scale)",
+                ["int4", "per-tensor", "weights", t, f"rank{rank}"],
+                shape,
+                t,
+                "int4",
+                "per-tensor",
+                constant=True,
+                pattern_offset=rank,
+                source={
+                    "document": "trt-operator-quantize.en.txt",
+                    "where": "T2: int8, int4, fp8 (per-tensor allowed; the user guide asks INT4 for block scales)",
+                },
+            )
             cases.append(case)
     return cases
 
 
-CODES = {"int8": [F(-128), F(-127), F(-2), F(-1), F(0), F(1), F(2), F(64), F(127)],
-         "fp8": [F(-448), F(-3, 2), -F(1, 512), F(0), F(1, 64), F(7, 8), F(1), F(240), F(448)],
-         "int4": [F(-8), F(-7), F(-2), F(-1), F(0), F(1), F(2), F(6), F(7)],
-         "fp4": [F(-6), F(-3), F(-1, 2), F(0), F(1, 2), F(3, 2), F(2), F(4), F(6)]}
+CODES = {
+    "int8": [F(-128), F(-127), F(-2), F(-1), F(0), F(1), F(2), F(64), F(127)],
+    "fp8": [F(-448), F(-3, 2), -F(1, 512), F(0), F(1, 64), F(7, 8), F(1), F(240), F(448)],
+    "int4": [F(-8), F(-7), F(-2), F(-1), F(0), F(1), F(2), F(6), F(7)],
+    "fp4": [F(-6), F(-3), F(-1, 2), F(0), F(1, 2), F(3, 2), F(2), F(4), F(6)],
+}
 
 
 def dq_case(code_type: str, out: str, kind: str, shape: list[int], axis: int | None = None) -> dict:
@@ -280,21 +421,36 @@ def dq_case(code_type: str, out: str, kind: str, shape: list[int], axis: int | N
     for v in ys + scale_values:
         assert representable(v, out), (code_type, out, v)
     grid = _grid(shape, [num(c) for c in codes])
-    x = ({"op": "constant", "name": "x", "dtype": code_type, "shape": shape, "value": grid} if constant
-         else {"op": "input", "name": "x", "dtype": code_type, "shape": shape})
+    x = (
+        {"op": "constant", "name": "x", "dtype": code_type, "shape": shape, "value": grid}
+        if constant
+        else {"op": "input", "name": "x", "dtype": code_type, "shape": shape}
+    )
     network = ([{"op": "input", "name": "unused", "dtype": "float32", "shape": [1]}] if constant else []) + [
-        x, {"op": "constant", "name": "s", "dtype": out, "shape": scale_shape,
-            "value": _grid(scale_shape, [num(v) for v in scale_values]) if scale_shape else num(scale_values[0])}]
+        x,
+        {
+            "op": "constant",
+            "name": "s",
+            "dtype": out,
+            "shape": scale_shape,
+            "value": _grid(scale_shape, [num(v) for v in scale_values]) if scale_shape else num(scale_values[0]),
+        },
+    ]
     dq = {"op": "dequantize", "name": "y", "input": "x", "scale": "s", "to": out}
     if kind == "per-channel":
         dq["axis"] = axis
     network.append(dq)
     where = "a quantized network input" if not constant else "a quantized constant (weights stored quantized)"
-    case = {"name": f"dq-{code_type}-{kind}-rank{len(shape)}" + (f"-axis{axis}" if axis is not None else "") + f"-to-{out}",
-            "title": f"Dequantize of {where}: {code_type.upper()} {shape}, {kind}, to {out}",
-            "source": SRC_DQ, "tags": [code_type, kind, "dequantize", out, "quantized-input" if not constant else "weights"],
-            "network": network, "outputs": ["y"], "inputs": {"unused": [0]} if constant else {"x": grid},
-            "expect": {"values": _grid(shape, [num(v) for v in ys])}}
+    case = {
+        "name": f"dq-{code_type}-{kind}-rank{len(shape)}" + (f"-axis{axis}" if axis is not None else "") + f"-to-{out}",
+        "title": f"Dequantize of {where}: {code_type.upper()} {shape}, {kind}, to {out}",
+        "source": SRC_DQ,
+        "tags": [code_type, kind, "dequantize", out, "quantized-input" if not constant else "weights"],
+        "network": network,
+        "outputs": ["y"],
+        "inputs": {"unused": [0]} if constant else {"x": grid},
+        "expect": {"values": _grid(shape, [num(v) for v in ys])},
+    }
     if REQUIRES[code_type]:
         case["requires"] = [REQUIRES[code_type]]
     return case
@@ -313,8 +469,8 @@ def dequantize_cases() -> list[dict]:
     return cases
 
 
-TINY = {"float32": F(1, 2 ** 120), "float16": F(1, 2 ** 14), "bfloat16": F(1, 2 ** 120)}
-HUGE = {"float32": F(2 ** 100), "float16": F(2 ** 6), "bfloat16": F(2 ** 100)}
+TINY = {"float32": F(1, 2**120), "float16": F(1, 2**14), "bfloat16": F(1, 2**120)}
+HUGE = {"float32": F(2**100), "float16": F(2**6), "bfloat16": F(2**100)}
 
 
 def scale_extreme_cases() -> list[dict]:
@@ -328,30 +484,50 @@ def scale_extreme_cases() -> list[dict]:
                 qs = [quantize(r, to) for r in ratios]
                 ys = [q * sc for q in qs]
                 assert all(representable(v, t) for v in xs + ys + [sc]), (t, to, label)
-                case = {"name": f"{to}-{label}-scale-{t}", "title": f"{to.upper()} Q/DQ of {t} with a {label} scale "
-                        f"({float(sc):g})", "source": SRC_Q, "tags": [to, "scale", t, f"{label}-scale"],
-                        "network": [{"op": "input", "name": "x", "dtype": t, "shape": [6]},
-                                    {"op": "constant", "name": "s", "dtype": t, "shape": [], "value": num(sc)},
-                                    {"op": "quantize", "name": "q", "input": "x", "scale": "s", "to": to},
-                                    {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": t}],
-                        "outputs": ["q", "y"], "inputs": {"x": [num(v) for v in xs]},
-                        "expect": {"values": {"q": [num(v) for v in qs], "y": [num(v) for v in ys]}}}
+                case = {
+                    "name": f"{to}-{label}-scale-{t}",
+                    "title": f"{to.upper()} Q/DQ of {t} with a {label} scale ({float(sc):g})",
+                    "source": SRC_Q,
+                    "tags": [to, "scale", t, f"{label}-scale"],
+                    "network": [
+                        {"op": "input", "name": "x", "dtype": t, "shape": [6]},
+                        {"op": "constant", "name": "s", "dtype": t, "shape": [], "value": num(sc)},
+                        {"op": "quantize", "name": "q", "input": "x", "scale": "s", "to": to},
+                        {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": t},
+                    ],
+                    "outputs": ["q", "y"],
+                    "inputs": {"x": [num(v) for v in xs]},
+                    "expect": {"values": {"q": [num(v) for v in qs], "y": [num(v) for v in ys]}},
+                }
                 if REQUIRES[to]:
                     case["requires"] = [REQUIRES[to]]
                 cases.append(case)
         # Subnormal inputs: far below half a step of scale 1/4, every one quantizes to 0.
         smallest = F(1, 2 ** -MIN_EXP[t])
-        xs = [smallest, -smallest, smallest * 3, F(1, 2 ** 14) - smallest if t == "float16" else smallest * 5]
+        xs = [smallest, -smallest, smallest * 3, F(1, 2**14) - smallest if t == "float16" else smallest * 5]
         for to in ("int8", "fp8"):
-            case = {"name": f"{to}-subnormal-inputs-{t}", "title": f"{to.upper()} Q/DQ of {t} subnormal inputs (all "
-                    "round to 0)", "source": SRC_Q, "tags": [to, "subnormal", t],
-                    "network": [{"op": "input", "name": "x", "dtype": t, "shape": [4]},
-                                {"op": "constant", "name": "s", "dtype": t, "shape": [], "value": 0.25},
-                                {"op": "quantize", "name": "q", "input": "x", "scale": "s", "to": to},
-                                {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": t}],
-                    "outputs": ["y"], "inputs": {"x": [f"2**{MIN_EXP[t]}", f"-2**{MIN_EXP[t]}", f"3*2**{MIN_EXP[t]}",
-                                                       "2**-14-2**-24" if t == "float16" else f"5*2**{MIN_EXP[t]}"]},
-                    "expect": {"values": [0, 0, 0, 0]}}
+            case = {
+                "name": f"{to}-subnormal-inputs-{t}",
+                "title": f"{to.upper()} Q/DQ of {t} subnormal inputs (all round to 0)",
+                "source": SRC_Q,
+                "tags": [to, "subnormal", t],
+                "network": [
+                    {"op": "input", "name": "x", "dtype": t, "shape": [4]},
+                    {"op": "constant", "name": "s", "dtype": t, "shape": [], "value": 0.25},
+                    {"op": "quantize", "name": "q", "input": "x", "scale": "s", "to": to},
+                    {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": t},
+                ],
+                "outputs": ["y"],
+                "inputs": {
+                    "x": [
+                        f"2**{MIN_EXP[t]}",
+                        f"-2**{MIN_EXP[t]}",
+                        f"3*2**{MIN_EXP[t]}",
+                        "2**-14-2**-24" if t == "float16" else f"5*2**{MIN_EXP[t]}",
+                    ]
+                },
+                "expect": {"values": [0, 0, 0, 0]},
+            }
             assert all(representable(v, t) and quantize(v * 4, to) == 0 for v in xs), (t, to)
             if REQUIRES[to]:
                 case["requires"] = [REQUIRES[to]]
@@ -360,9 +536,13 @@ def scale_extreme_cases() -> list[dict]:
 
 
 def render(title: str, comment: str, cases: list[dict]) -> str:
-    lines = ["# yaml-language-server: $schema=../../harness/schema/case.schema.json",
-             "# Written by tests/coverage_cases.py (exact rational arithmetic, see there): do not edit by hand.",
-             f"# {comment}", f"tags: [coverage]", "cases:"]
+    lines = [
+        "# yaml-language-server: $schema=../../harness/schema/case.schema.json",
+        "# Written by tests/coverage_cases.py (exact rational arithmetic, see there): do not edit by hand.",
+        f"# {comment}",
+        "tags: [coverage]",
+        "cases:",
+    ]
     for c in cases:
         lines.append(f"  - name: {c['name']}")
         lines.append(f"    title: {json.dumps(c['title'])}")
@@ -379,12 +559,36 @@ def render(title: str, comment: str, cases: list[dict]) -> str:
 
 
 FILES = {
-    "per-tensor.yaml": ("per-tensor", "Per-tensor Q/DQ, ranks 1-5, FP32/FP16/BF16 in and out, INT8/FP8/FP4.", per_tensor_cases),
-    "per-channel.yaml": ("per-channel", "Per-channel Q/DQ on every axis of ranks 1-5, FP32/FP16/BF16, INT8/FP8.", per_channel_cases),
-    "blocks.yaml": ("blocks", "Block Q/DQ of constants along each of the last two axes, blocks of 2 and 4.", block_cases),
-    "dequantize.yaml": ("dequantize", "Dequantize of quantized inputs and weights to FP32/FP16/BF16, per tensor and per channel.", dequantize_cases),
-    "scales-and-subnormals.yaml": ("scales", "Tiny and huge scales, subnormal inputs, per input type.", scale_extreme_cases),
-    "int4-weights.yaml": ("int4", "Per-tensor INT4 of constants, ranks 1-5 (the reference's side of the INT4 choice).", int4_weight_cases),
+    "per-tensor.yaml": (
+        "per-tensor",
+        "Per-tensor Q/DQ, ranks 1-5, FP32/FP16/BF16 in and out, INT8/FP8/FP4.",
+        per_tensor_cases,
+    ),
+    "per-channel.yaml": (
+        "per-channel",
+        "Per-channel Q/DQ on every axis of ranks 1-5, FP32/FP16/BF16, INT8/FP8.",
+        per_channel_cases,
+    ),
+    "blocks.yaml": (
+        "blocks",
+        "Block Q/DQ of constants along each of the last two axes, blocks of 2 and 4.",
+        block_cases,
+    ),
+    "dequantize.yaml": (
+        "dequantize",
+        "Dequantize of quantized inputs and weights to FP32/FP16/BF16, per tensor and per channel.",
+        dequantize_cases,
+    ),
+    "scales-and-subnormals.yaml": (
+        "scales",
+        "Tiny and huge scales, subnormal inputs, per input type.",
+        scale_extreme_cases,
+    ),
+    "int4-weights.yaml": (
+        "int4",
+        "Per-tensor INT4 of constants, ranks 1-5 (the reference's side of the INT4 choice).",
+        int4_weight_cases,
+    ),
 }
 
 

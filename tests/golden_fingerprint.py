@@ -14,10 +14,14 @@ PACKAGES = ("numpy", "ml_dtypes", "onnx", "onnxruntime")
 
 
 def fingerprint(doc: dict) -> dict:
-    records = {f"{r['case_id']} [{r.get('backend')}]": [r["status"], r["kind"], r.get("inputs_hash"), r.get("outputs_hash")]
-               for r in doc["records"]}
-    diffs = {f"{d['case_id']} {d['output']} {'/'.join(d['backends'])}": [d["agree"], d["differing"], d["max_abs"]]
-             for d in doc["diffs"]}
+    records = {
+        f"{r['case_id']} [{r.get('backend')}]": [r["status"], r["kind"], r.get("inputs_hash"), r.get("outputs_hash")]
+        for r in doc["records"]
+    }
+    diffs = {
+        f"{d['case_id']} {d['output']} {'/'.join(d['backends'])}": [d["agree"], d["differing"], d["max_abs"]]
+        for d in doc["diffs"]
+    }
     return {"records": dict(sorted(records.items())), "diffs": dict(sorted(diffs.items()))}
 
 

@@ -36,8 +36,15 @@ def qdq(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.Complet
     env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, preexec_fn=_capped, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_capped,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +55,9 @@ def good(tmp_path_factory) -> Path:
     cases.mkdir()
     (cases / "small.yaml").write_text(MINIMAL)
     (cases / "other.yaml").write_text(MINIMAL.replace("[1, 2]", "[3, 4]"))
-    (cases / "large.yaml").write_text(MINIMAL.replace("shape: [2]", f"shape: [{BIG}]")
-                                      .replace("inputs: {x: [1, 2]}", "inputs: {x: {fill: 1}}"))
+    (cases / "large.yaml").write_text(
+        MINIMAL.replace("shape: [2]", f"shape: [{BIG}]").replace("inputs: {x: [1, 2]}", "inputs: {x: {fill: 1}}")
+    )
     out = root / "good"
     done = qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report", cwd=root)
     assert done.returncode == 0, done.stderr
@@ -82,8 +90,9 @@ def _npz_bomb(path: Path) -> None:
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         with zf.open("y.npy", "w", force_zip64=True) as f:
             header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
-                                                          "shape": (150_000_000,)})
+            np.lib.format.write_array_header_1_0(
+                header, {"descr": "<f4", "fortran_order": False, "shape": (150_000_000,)}
+            )
             f.write(header.getvalue())
             chunk = bytes(1 << 24)
             for _ in range(600_000_000 // len(chunk) + 1):
@@ -122,26 +131,39 @@ DAMAGE = {  # name -> (what it does to a copy of the good bundle, the message fr
     "results-not-json": (lambda b: (b / "results.json").write_text("{not json"), "not JSON"),
     "results-a-list": (lambda b: _write(b, []), "must be a JSON object"),
     "records-not-a-list": (lambda b: _write(b, {**_doc(b), "records": {"a": 1}}), "`records` must be a list"),
-    "status-a-number": (lambda b: _write(b, {**_doc(b), "records": [{**_doc(b)["records"][0], "status": 5}]}),
-                        "has status 5"),
+    "status-a-number": (
+        lambda b: _write(b, {**_doc(b), "records": [{**_doc(b)["records"][0], "status": 5}]}),
+        "has status 5",
+    ),
     "record-without-case-id": (lambda b: _write(b, {**_doc(b), "records": [{"status": "pass"}]}), "case_id"),
     "record-a-string": (lambda b: _write(b, {**_doc(b), "records": ["x"]}), "is str, not an object"),
     "cases-a-list": (lambda b: _write(b, {**_doc(b), "cases": []}), "`cases` must be an object"),
     "range-negative": (lambda b: _retarget(b, "small", outputs_range=[-5, 10]), "outputs_range"),
     "range-past-the-end": (lambda b: _retarget(b, "small", outputs_range=[10**6, 1000]), "ends before"),
     "range-huge": (lambda b: _retarget(b, "small", outputs_range=[0, 2_500_000_000]), "over the limit"),
-    "outputs-dev-zero": (lambda b: _retarget(b, "small", outputs_file="/dev/zero", outputs_range=[0, 2_500_000_000]),
-                         "not a path inside the bundle"),
+    "outputs-dev-zero": (
+        lambda b: _retarget(b, "small", outputs_file="/dev/zero", outputs_range=[0, 2_500_000_000]),
+        "not a path inside the bundle",
+    ),
     "outputs-dot-dot": (lambda b: _retarget(b, "large", outputs_file="../secret.npz"), "outside the bundle"),
-    "outputs-symlink-out": (lambda b: (os.symlink(b.parent / "secret.npz", b / "outputs" / "link.npz"),
-                                       _retarget(b, "large", outputs_file="outputs/link.npz")), "outside the bundle"),
-    "outputs-fifo": (lambda b: (os.mkfifo(b / "outputs" / "fifo.npz"),
-                                _retarget(b, "large", outputs_file="outputs/fifo.npz")), "not a regular file"),
+    "outputs-symlink-out": (
+        lambda b: (
+            os.symlink(b.parent / "secret.npz", b / "outputs" / "link.npz"),
+            _retarget(b, "large", outputs_file="outputs/link.npz"),
+        ),
+        "outside the bundle",
+    ),
+    "outputs-fifo": (
+        lambda b: (os.mkfifo(b / "outputs" / "fifo.npz"), _retarget(b, "large", outputs_file="outputs/fifo.npz")),
+        "not a regular file",
+    ),
     "outputs-zip-bomb": (lambda b: _npz_bomb(_large_file(b)) or _retarget(b, "large"), "over the limit"),
     "outputs-lying-header": (lambda b: _lying_header(_large_file(b)) or _retarget(b, "large"), "declares"),
     "outputs-pickled-object": (lambda b: _object_array(_large_file(b)) or _retarget(b, "large"), "Python objects"),
-    "outputs-not-a-zip": (lambda b: (_large_file(b).write_bytes(b"junk" * 100), _retarget(b, "large")),
-                          "not readable outputs"),
+    "outputs-not-a-zip": (
+        lambda b: (_large_file(b).write_bytes(b"junk" * 100), _retarget(b, "large")),
+        "not readable outputs",
+    ),
     "results-a-fifo": (lambda b: ((b / "results.json").unlink(), os.mkfifo(b / "results.json")), "not a regular file"),
     "results-over-the-limit": (lambda b: _sparse(b / "results.json", 2 << 30), "over the limit"),
 }
@@ -183,6 +205,7 @@ def test_coverage_of_a_damaged_bundle_is_one_line(good, tmp_path):
 
 # --- packs --------------------------------------------------------------------------------------------------------
 
+
 def _tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
     with tarfile.open(path, "w:gz") as tar:
         for info, data in members:
@@ -202,10 +225,14 @@ PACKS = {
     "truncated": (lambda p, good=None: p.write_bytes(p.read_bytes()[:200]), "not a readable qdq pack"),
     "absolute-path": (lambda p: _tar(p, [_member("/tmp/qdq-escape", b"x")]), "holds bundle/results.json"),
     "dot-dot": (lambda p: _tar(p, [_member("../escape", b"x")]), "not a readable qdq pack"),
-    "symlink-out": (lambda p: _tar(p, [_member("bundle/results.json", type=tarfile.SYMTYPE, linkname="/etc/passwd")]),
-                    "not a readable qdq pack"),
-    "device": (lambda p: _tar(p, [_member("bundle/dev", type=tarfile.CHRTYPE, devmajor=1, devminor=5)]),
-               "not a readable qdq pack"),
+    "symlink-out": (
+        lambda p: _tar(p, [_member("bundle/results.json", type=tarfile.SYMTYPE, linkname="/etc/passwd")]),
+        "not a readable qdq pack",
+    ),
+    "device": (
+        lambda p: _tar(p, [_member("bundle/dev", type=tarfile.CHRTYPE, devmajor=1, devminor=5)]),
+        "not a readable qdq pack",
+    ),
     "no-results": (lambda p: _tar(p, [_member("bundle/other.txt", b"x")]), "holds bundle/results.json"),
     "gzip-of-garbage": (lambda p: p.write_bytes(gzip.compress(b"\x01" * 10_000)), "not a readable qdq pack"),
 }
@@ -254,6 +281,7 @@ def test_a_pack_over_the_size_limit_is_refused_before_extraction(tmp_path, monke
 
 
 # --- runs that never finished -------------------------------------------------------------------------------------
+
 
 def test_a_partial_run_is_stated_first_and_its_missing_items_fail_the_comparison(good, tmp_path):
     killed = tmp_path / "killed"

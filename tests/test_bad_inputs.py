@@ -47,8 +47,15 @@ def _capped():
 
 def _qdq(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT_S, preexec_fn=_capped, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        preexec_fn=_capped,
+        env=env,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +111,9 @@ def test_run_makes_it_an_invalid_case_file_item(ran, suite, name):
     records = [r for r in doc["records"] if r["case_id"] == f"bad/{name}"]
     assert records, f"no record for bad/{name}"
     assert all(r["status"] == "fail" and r["kind"] == "invalid-case-file" for r in records)
-    assert any(r["reason"].startswith(f"{suite / 'bad' / name}:{line}: ") and fragment in r["reason"] for r in records), \
-        [r["reason"] for r in records]
+    assert any(
+        r["reason"].startswith(f"{suite / 'bad' / name}:{line}: ") and fragment in r["reason"] for r in records
+    ), [r["reason"] for r in records]
 
 
 def test_no_traceback_and_the_right_exit_codes(validated, ran):

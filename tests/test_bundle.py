@@ -8,11 +8,17 @@ from harness import bundle
 from harness.bundle import BundleWriter, OutputStore, load_outputs, path_safe_id, record_outputs, save_outputs
 
 
-@pytest.mark.parametrize("dtype, values", [
-    (ml_dtypes.int4, [-8, -1, 0, 7]), (ml_dtypes.float8_e4m3fn, [-448, 0.3125, np.nan, 2**-9]),
-    (ml_dtypes.float4_e2m1fn, [-6, 0.5, 1.5, 4]), (ml_dtypes.bfloat16, [1 / 3, -42.75, np.inf, 0]),
-    (np.int8, [-128, 0, 1, 127]), (np.float16, [0.1, 2, -3, 65504]),
-])
+@pytest.mark.parametrize(
+    "dtype, values",
+    [
+        (ml_dtypes.int4, [-8, -1, 0, 7]),
+        (ml_dtypes.float8_e4m3fn, [-448, 0.3125, np.nan, 2**-9]),
+        (ml_dtypes.float4_e2m1fn, [-6, 0.5, 1.5, 4]),
+        (ml_dtypes.bfloat16, [1 / 3, -42.75, np.inf, 0]),
+        (np.int8, [-128, 0, 1, 127]),
+        (np.float16, [0.1, 2, -3, 65504]),
+    ],
+)
 def test_outputs_round_trip_with_their_types(tmp_path, dtype, values):
     a = np.array(values, dtype=np.float64).astype(dtype).reshape(2, 2)
     path = save_outputs(tmp_path, "x/y::z", "numpy", {"out": a})
@@ -29,7 +35,9 @@ def test_small_outputs_share_one_pack_per_process_and_each_reads_back(tmp_path):
     b = {"y": np.array([0.5, -2], dtype=ml_dtypes.float8_e4m3fn), "z": np.float32(7)}
     ra, rb = store.save("c::1", "numpy", a), store.save("c::2", "numpy", b)
     store.close()
-    assert ra["outputs_file"] == rb["outputs_file"] and list(tmp_path.glob("outputs/*")) == [tmp_path / ra["outputs_file"]]
+    assert ra["outputs_file"] == rb["outputs_file"] and list(tmp_path.glob("outputs/*")) == [
+        tmp_path / ra["outputs_file"]
+    ]
     assert ra["outputs_range"][0] == 0 and rb["outputs_range"][0] == ra["outputs_range"][1]  # appended in order
     assert record_outputs(tmp_path, ra)["y"].tolist() == [[0, 1, 2], [3, 4, 5]]
     back = record_outputs(tmp_path, rb)
@@ -63,8 +71,25 @@ def test_path_safe_ids_are_readable_distinct_and_never_path_syntax():
     a = path_safe_id("rules/axis::bad name::axis=4,dtype=float16")
     assert a == "rules/axis/@bad%20name/@axis=4,dtype=float16"
     assert unquote(a.split("/")[2][1:]) == "bad name"
-    ids = ["x::b", "x/b", "a::b/c", "a/b%2Fc", "a::..", "a::.", "a::", "a::CON", "a::con.txt", "a::~", "a::%7E",
-           "a::" + "n" * 300, "a::" + "n" * 299 + "m", "/../../../../canary/k", "a::\x00", "a::b::c", "a::b/c::d"]
+    ids = [
+        "x::b",
+        "x/b",
+        "a::b/c",
+        "a/b%2Fc",
+        "a::..",
+        "a::.",
+        "a::",
+        "a::CON",
+        "a::con.txt",
+        "a::~",
+        "a::%7E",
+        "a::" + "n" * 300,
+        "a::" + "n" * 299 + "m",
+        "/../../../../canary/k",
+        "a::\x00",
+        "a::b::c",
+        "a::b/c::d",
+    ]
     paths = [path_safe_id(i) for i in ids]
     assert len(set(paths)) == len(ids), "two case ids share one outputs path"
     for p in paths:

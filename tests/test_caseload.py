@@ -15,7 +15,8 @@ def test_single_case_id_is_the_path_without_suffix(load_case):
 
 
 def test_multi_case_and_matrix_ids(load_case):
-    cases = load_case("""
+    cases = load_case(
+        """
         source: {document: d}
         outputs: [y]
         inputs: {x: [1, 2]}
@@ -35,9 +36,16 @@ def test_multi_case_and_matrix_ids(load_case):
               - {op: constant, name: s, dtype: float32, shape: [], value: 1}
               - {op: quantize, name: y, input: x, scale: s, to: int8}
             expect: reference
-    """, "m.yaml")
-    assert [c.id for c in cases] == ["m::a::dtype=float32,axis=0", "m::a::dtype=float32,axis=-1",
-                                     "m::a::dtype=float16,axis=0", "m::a::dtype=float16,axis=-1", "m::b"]
+    """,
+        "m.yaml",
+    )
+    assert [c.id for c in cases] == [
+        "m::a::dtype=float32,axis=0",
+        "m::a::dtype=float32,axis=-1",
+        "m::a::dtype=float16,axis=0",
+        "m::a::dtype=float16,axis=-1",
+        "m::b",
+    ]
     assert cases[3].layers["x"].dtype == "float16" and cases[3].layers["y"].axis == -1  # types kept, not strings
 
 
@@ -78,15 +86,25 @@ def test_data_file_outside_cases(write_case, cases_dir, tmp_path):
     import numpy as np
 
     np.save(tmp_path / "outside.npy", np.zeros(2, np.float32))
-    err = _one_error(write_case, cases_dir, "bad/npy.yaml", MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: {npy: ../../outside.npy}}"))
+    err = _one_error(
+        write_case,
+        cases_dir,
+        "bad/npy.yaml",
+        MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: {npy: ../../outside.npy}}"),
+    )
     assert err.line == 8 and "outside the cases folder" in err.message
 
 
 def test_npy_inside_cases_loads_without_pickle(write_case, cases_dir):
     import numpy as np
 
-    np.save(cases_dir / "t" / "x.npy" if (cases_dir / "t").exists() else _mk(cases_dir / "t") / "x.npy", np.array([3, 4], np.float32))
-    (case,) = load_file(write_case("t/npy.yaml", MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: {npy: x.npy}}")), cases_dir)
+    np.save(
+        cases_dir / "t" / "x.npy" if (cases_dir / "t").exists() else _mk(cases_dir / "t") / "x.npy",
+        np.array([3, 4], np.float32),
+    )
+    (case,) = load_file(
+        write_case("t/npy.yaml", MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: {npy: x.npy}}")), cases_dir
+    )
     from harness.execute import make_inputs
 
     assert make_inputs(case)["x"].tolist() == [3, 4]
@@ -97,14 +115,23 @@ def _mk(p):
     return p
 
 
-@pytest.mark.parametrize("change, fragment", [
-    (("value: 1}", "value: abc}"), "cannot read 'abc' as a number"),
-    (("inputs: {x: [1, 2]}", "inputs: {x: [1, 2, 3]}"), "does not fit the declared shape"),
-    (("expect: reference", "expect: {error: {category: no-such-category}}"), "expect"),
-    (("outputs: [y]", "outputs: [z]"), "output 'z' names no tensor"),
-    (("expect: reference", "expect: reference\noverrides: [{backend: onnxruntime, version: 'not a spec', expect: observe, reason: r}]"), "not a version specifier"),
-    (("title: t", "title: t\nunknown_key: 1"), "unknown_key"),
-])
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        (("value: 1}", "value: abc}"), "cannot read 'abc' as a number"),
+        (("inputs: {x: [1, 2]}", "inputs: {x: [1, 2, 3]}"), "does not fit the declared shape"),
+        (("expect: reference", "expect: {error: {category: no-such-category}}"), "expect"),
+        (("outputs: [y]", "outputs: [z]"), "output 'z' names no tensor"),
+        (
+            (
+                "expect: reference",
+                "expect: reference\noverrides: [{backend: onnxruntime, version: 'not a spec', expect: observe, reason: r}]",
+            ),
+            "not a version specifier",
+        ),
+        (("title: t", "title: t\nunknown_key: 1"), "unknown_key"),
+    ],
+)
 def test_other_structure_problems(write_case, cases_dir, change, fragment):
     err = _one_error(write_case, cases_dir, "bad/x.yaml", MINIMAL.replace(*change))
     assert fragment in err.message
@@ -118,7 +145,12 @@ def test_never_evaluates_case_text(write_case, cases_dir, tmp_path):
 
 
 def test_python_object_tags_are_refused(write_case, cases_dir):
-    err = _one_error(write_case, cases_dir, "bad/tag.yaml", MINIMAL.replace("value: 1}", "value: !!python/object/apply:os.system ['true']}"))
+    err = _one_error(
+        write_case,
+        cases_dir,
+        "bad/tag.yaml",
+        MINIMAL.replace("value: 1}", "value: !!python/object/apply:os.system ['true']}"),
+    )
     assert "YAML" in err.message
 
 

@@ -10,12 +10,16 @@ import pytest
 from conftest import REPO, run_qdq, stored_outputs
 
 # The documented matrices, copied from the source documents (shared/docs/README.md), not from the case files.
-S1 = [[[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
-      [[42, 44, 47, 49, 51], [53, 55, 57, 59, 61], [63, 66, 68, 70, 72], [74, 76, 78, 80, 83]],
-      [[85, 87, 89, 91, 93], [95, 97, 99, 102, 104], [106, 108, 110, 112, 114], [116, 119, 121, 123, 125]]]
-S2 = [[[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
-      [[21, 22, 23, 24, 25], [26, 28, 29, 30, 31], [32, 33, 34, 35, 36], [37, 38, 39, 40, 41]],
-      [[21, 22, 22, 23, 23], [24, 24, 25, 25, 26], [26, 27, 28, 28, 29], [29, 30, 30, 31, 31]]]
+S1 = [
+    [[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
+    [[42, 44, 47, 49, 51], [53, 55, 57, 59, 61], [63, 66, 68, 70, 72], [74, 76, 78, 80, 83]],
+    [[85, 87, 89, 91, 93], [95, 97, 99, 102, 104], [106, 108, 110, 112, 114], [116, 119, 121, 123, 125]],
+]
+S2 = [
+    [[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
+    [[21, 22, 23, 24, 25], [26, 28, 29, 30, 31], [32, 33, 34, 35, 36], [37, 38, 39, 40, 41]],
+    [[21, 22, 22, 23, 23], [24, 24, 25, 25, 26], [26, 27, 28, 28, 29], [29, 30, 30, 31, 31]],
+]
 S5 = [[1, 1, 2, 2, 3, 3, 4, 4], [1, 1, 2, 2, 3, 3, 4, 4], [4, 4, 5, 5, 6, 6, 7, 7], [4, 4, 5, 5, 6, 6, 7, 7]]
 
 GOOD = (REPO / "cases" / "docs" / "s2-per-channel-axis1.yaml").read_text()
@@ -80,8 +84,13 @@ def test_numpy_run_passes_the_documented_scenarios(numpy_run):
     result, out, doc = numpy_run
     assert result.returncode == 0, result.stdout[-3000:]
     status = {r["case_id"]: (r["status"], r["kind"]) for r in doc["records"]}
-    for case in ("docs/s1-per-tensor-int8", "docs/s1-axis-not-set", "docs/s2-per-channel-axis1", "docs/s5-block-int4",
-                 "docs/s3-zero-point"):
+    for case in (
+        "docs/s1-per-tensor-int8",
+        "docs/s1-axis-not-set",
+        "docs/s2-per-channel-axis1",
+        "docs/s5-block-int4",
+        "docs/s3-zero-point",
+    ):
         assert status[case] == ("pass", "pass"), case
     # Scenario 4: -3.6 gives -128/127, not the printed -1.0: a flagged documentation deviation, not a pass.
     assert status["docs/s4-operator-example"] == ("xfail", "documentation-deviation")
@@ -130,9 +139,19 @@ def onnxruntime_bundle(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("case_id", ["docs/s1-per-tensor-int8", "docs/s2-per-channel-axis1", "docs/s3-zero-point",
-                                     "docs/s4-operator-example", "docs/s5-block-int4"])
-def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harness(case_id, tmp_path, onnxruntime_bundle):
+@pytest.mark.parametrize(
+    "case_id",
+    [
+        "docs/s1-per-tensor-int8",
+        "docs/s2-per-channel-axis1",
+        "docs/s3-zero-point",
+        "docs/s4-operator-example",
+        "docs/s5-block-int4",
+    ],
+)
+def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harness(
+    case_id, tmp_path, onnxruntime_bundle
+):
     import subprocess
     import sys
 
@@ -144,7 +163,8 @@ def test_export_writes_a_checked_model_that_a_plain_script_answers_like_the_harn
         "d = pathlib.Path(__file__).parent\n"
         "s = ort.InferenceSession(str(d / 'model.onnx'), providers=['CPUExecutionProvider'])\n"
         "feeds = {i.name: np.load(d / f'model.{i.name}.npy', allow_pickle=False) for i in s.get_inputs()}\n"
-        "np.save(d / 'y.npy', s.run(['y'], feeds)[0], allow_pickle=False)\n")
+        "np.save(d / 'y.npy', s.run(['y'], feeds)[0], allow_pickle=False)\n"
+    )
     plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert plain.returncode == 0, plain.stderr
     got = np.load(tmp_path / "m" / "y.npy", allow_pickle=False)
@@ -185,11 +205,19 @@ def test_the_polygraphy_check_fails_any_element_outside_the_tolerance():
 def test_list_tag_and_coverage(tmp_path):
     listed = run_qdq("list", "--tag", "zero-point", "--backend", "onnxruntime", "--version", "1.32.0", "--json")
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert {r["case"] for r in rows} == {"docs/s3-zero-point", "rules/zero-point::zeros",
-                                         "rules/zero-point::shape-mismatch", "rules/zero-point::uint8-asymmetric"}
-    assert next(r for r in rows if r["case"] == "docs/s3-zero-point")["declared"].startswith("ONNX QuantizeLinear applies")
+    assert {r["case"] for r in rows} == {
+        "docs/s3-zero-point",
+        "rules/zero-point::zeros",
+        "rules/zero-point::shape-mismatch",
+        "rules/zero-point::uint8-asymmetric",
+    }
+    assert next(r for r in rows if r["case"] == "docs/s3-zero-point")["declared"].startswith(
+        "ONNX QuantizeLinear applies"
+    )
     out = tmp_path / "out"
-    run = run_qdq("run", "--tag", "fp8", "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out), "--no-report")
+    run = run_qdq(
+        "run", "--tag", "fp8", "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out), "--no-report"
+    )
     assert run.returncode == 0
     doc = json.loads((out / "results.json").read_text())
     assert doc["records"] and all("fp8" in doc["cases"][r["case_id"]]["tags"] for r in doc["records"])
@@ -202,6 +230,7 @@ def test_list_tag_and_coverage(tmp_path):
     fp8 = next(line for line in text.splitlines() if line.startswith("| fp8 |"))
     numpy_cell = fp8.split("|")[2].strip()
     numpy_statuses = [r["status"] for r in doc["records"] if r["backend"] == "numpy"]
-    expected = ", ".join(f"{numpy_statuses.count(s)} {m}" for s, m in (("pass", "pass"), ("xfail", "dev"))
-                         if numpy_statuses.count(s))
+    expected = ", ".join(
+        f"{numpy_statuses.count(s)} {m}" for s, m in (("pass", "pass"), ("xfail", "dev")) if numpy_statuses.count(s)
+    )
     assert numpy_cell == expected and sum(map(numpy_statuses.count, ("pass", "xfail"))) == len(numpy_statuses)

@@ -90,8 +90,11 @@ def test_a_declared_deviation_that_stopped_is_resolved_with_its_reason(baseline,
     copy, doc = _copy(baseline, tmp_path, "b")
     record = _record(doc, "docs/s1-per-tensor-int8", "onnxruntime")
     assert record["status"] == "xfail"
-    record.update(status="fail", kind="deviation-no-longer-observed",
-                  reason="declared deviation not observed: ONNX Runtime now rounds like TensorRT")
+    record.update(
+        status="fail",
+        kind="deviation-no-longer-observed",
+        reason="declared deviation not observed: ONNX Runtime now rounds like TensorRT",
+    )
     _save(copy, doc)
     r, rows = _compare(baseline, copy)
     assert r.returncode == 0

@@ -9,12 +9,21 @@ from conftest import REPO
 
 def test_committed_files_are_what_the_generator_writes():
     for name, text in gen.texts().items():
-        assert (REPO / "cases" / "coverage" / name).read_text() == text, f"re-run python tests/coverage_cases.py ({name})"
+        assert (REPO / "cases" / "coverage" / name).read_text() == text, (
+            f"re-run python tests/coverage_cases.py ({name})"
+        )
 
 
 def test_quantize_rounds_and_saturates_as_documented():
     q = gen.quantize
-    assert [q(F(v), "int8") for v in (F(5, 2), F(-5, 2), F(3, 2), F(-1, 2), F(200), F(-300))] == [2, -2, 2, 0, 127, -128]
+    assert [q(F(v), "int8") for v in (F(5, 2), F(-5, 2), F(3, 2), F(-1, 2), F(200), F(-300))] == [
+        2,
+        -2,
+        2,
+        0,
+        127,
+        -128,
+    ]
     assert [q(F(v), "int4") for v in (F(15, 2), F(-17, 2), F(13, 2), F(1, 2))] == [7, -8, 6, 0]
     # FP8 E4M3: 17 lies between 16 and 18 (a tie): even mantissa -> 16; 464 clips to 448; 1/1024 is below half
     # the smallest subnormal (1/512) -> 0; 3/1024 rounds to 1/512 (ties to even: 2/1024 has mantissa 1, 4/1024 = 2/512
@@ -29,4 +38,4 @@ def test_representable_knows_each_types_precision_and_range():
     r = gen.representable
     assert r(F(129), "bfloat16") and not r(F(257, 2), "bfloat16") and r(F(257, 2), "float16")
     assert not r(F(65536), "float16") and r(F(65504), "float16")
-    assert r(F(1, 2 ** 24), "float16") and not r(F(1, 2 ** 25), "float16")
+    assert r(F(1, 2**24), "float16") and not r(F(1, 2**25), "float16")

@@ -42,8 +42,9 @@ def test_cross_backend_run_records_a_declared_disagreement_with_its_tie_class(tm
     from conftest import run_qdq
 
     out = tmp_path / "o"
-    r = run_qdq("run", "cases/docs/s1-per-tensor-int8.yaml", "--backend", "numpy", "--backend", "onnxruntime",
-                "--out", str(out))
+    r = run_qdq(
+        "run", "cases/docs/s1-per-tensor-int8.yaml", "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out)
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     doc = json.loads((out / "results.json").read_text())
     (diff,) = doc["diffs"]

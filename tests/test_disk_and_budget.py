@@ -16,8 +16,9 @@ MIB = 1 << 20
 
 
 def _case(elements: int, fill: int) -> str:
-    return MINIMAL.replace("shape: [2]", f"shape: [{elements}]").replace("inputs: {x: [1, 2]}",
-                                                                          f"inputs: {{x: {{fill: {fill}}}}}")
+    return MINIMAL.replace("shape: [2]", f"shape: [{elements}]").replace(
+        "inputs: {x: [1, 2]}", f"inputs: {{x: {{fill: {fill}}}}}"
+    )
 
 
 def _records(out: Path) -> dict[str, dict]:
@@ -31,8 +32,9 @@ def test_a_case_over_the_output_budget_is_its_own_error_and_the_rest_runs(tmp_pa
     (cases / "b-over.yaml").write_text(_case(3 * MIB, 2))  # 3 MiB more would pass the 4 MiB budget
     (cases / "c-small.yaml").write_text(MINIMAL)
     out = tmp_path / "out"
-    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report",
-                   "--output-budget", "4M", cwd=tmp_path)
+    done = run_qdq(
+        "run", str(cases), "--backend", "numpy", "--out", str(out), "--no-report", "--output-budget", "4M", cwd=tmp_path
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     records = _records(out)
     assert records["a-fits"]["status"] == "pass" and "outputs_file" in records["a-fits"]
@@ -110,8 +112,7 @@ def test_one_output_larger_than_the_free_disk_is_that_case_s_error(tmp_path, sma
     for i in range(3):
         (cases / f"small{i}.yaml").write_text(MINIMAL)
     out = small_disk / "out"
-    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--output-budget", "1T",
-                   cwd=tmp_path)
+    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(out), "--output-budget", "1T", cwd=tmp_path)
     assert "INTERNALERROR" not in done.stdout + done.stderr
     records = _records(out)
     assert records["huge"]["kind"] == "output-not-stored" and "disk full" in records["huge"]["reason"]

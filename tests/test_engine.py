@@ -15,7 +15,6 @@ import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import REPO, install_test_backends, run_qdq
@@ -35,8 +34,11 @@ def _code_strings(tree: ast.AST) -> list[str]:
             first = node.body[0]
             if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
                 docstrings.add(id(first.value))
-    return [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
-            and id(n) not in docstrings]
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+    ]
 
 
 def test_the_engine_imports_no_plugin_and_names_no_shipped_backend():
@@ -62,8 +64,18 @@ def test_a_third_party_backend_gets_its_repro_and_artifacts_into_the_report(tmp_
     pytest.importorskip("allure_pytest")
     out = tmp_path / "out"
     # A documentation deviation: an item a person looks at, where every backend's script and files are attached.
-    r = run_qdq("run", "cases/docs/s4-operator-example.yaml", "--backend", "scripted", "--backend", "numpy",
-                "--out", str(out), "--no-report", env=test_backends)
+    r = run_qdq(
+        "run",
+        "cases/docs/s4-operator-example.yaml",
+        "--backend",
+        "scripted",
+        "--backend",
+        "numpy",
+        "--out",
+        str(out),
+        "--no-report",
+        env=test_backends,
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     results = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
     by_backend = {next(l["value"] for l in res["labels"] if l["name"] == "backend"): res for res in results}
@@ -73,12 +85,23 @@ def test_a_third_party_backend_gets_its_repro_and_artifacts_into_the_report(tmp_
     assert (out / "allure-results" / plan["source"]).read_text() == "plan of docs/s4-operator-example"
     repro = run_qdq("repro", "docs/s4-operator-example", "--backend", "scripted", env=test_backends)
     assert repro.returncode == 0 and "on the scripted test backend" in repro.stdout
-    quiet = run_qdq("run", "cases/docs/s2-per-channel-axis1.yaml", "--backend", "scripted", "--out", str(tmp_path / "p"),
-                    "--no-report", env=test_backends)
+    quiet = run_qdq(
+        "run",
+        "cases/docs/s2-per-channel-axis1.yaml",
+        "--backend",
+        "scripted",
+        "--out",
+        str(tmp_path / "p"),
+        "--no-report",
+        env=test_backends,
+    )
     assert quiet.returncode == 0  # a pass stays small: the case as it ran and summaries, no script, no files
     (passing,) = [json.loads(p.read_text()) for p in (tmp_path / "p" / "allure-results").glob("*-result.json")]
-    assert {a["name"] for a in passing["attachments"]} == {"s2-per-channel-axis1.yaml", "inputs (summary)",
-                                                           "outputs (summary)"}
+    assert {a["name"] for a in passing["attachments"]} == {
+        "s2-per-channel-axis1.yaml",
+        "inputs (summary)",
+        "outputs (summary)",
+    }
 
 
 def test_without_onnx_the_onnx_backends_say_so_and_numpy_runs(tmp_path):
@@ -86,7 +109,8 @@ def test_without_onnx_the_onnx_backends_say_so_and_numpy_runs(tmp_path):
     for module in ("onnx", "onnxruntime"):
         (shadow / module).mkdir(parents=True)
         (shadow / module / "__init__.py").write_text(
-            f"raise ImportError(\"No module named '{module}'\", name={module!r})\n")
+            f"raise ImportError(\"No module named '{module}'\", name={module!r})\n"
+        )
     env = {"PYTHONPATH": str(shadow)}
     listing = run_qdq("backends", env=env).stdout
     rows = {line.split()[0]: line for line in listing.splitlines()[1:]}
@@ -106,12 +130,18 @@ def _comparable(out: Path) -> tuple[list, list, dict]:
 
     doc = json.loads((out / "results.json").read_text())
     where = ("seconds", "timings", "outputs_file", "outputs_range")
-    records = sorted(({k: v for k, v in r.items() if k not in where} for r in doc["records"]),
-                     key=lambda r: (r["case_id"], r["backend"] or ""))
+    records = sorted(
+        ({k: v for k, v in r.items() if k not in where} for r in doc["records"]),
+        key=lambda r: (r["case_id"], r["backend"] or ""),
+    )
     diffs = sorted(doc["diffs"], key=lambda d: (d["case_id"], d["output"], d["backends"]))
-    outputs = {(r["case_id"], r["backend"]): {k: (v.dtype.str, v.shape, v.tobytes())
-                                              for k, v in record_outputs(out, r).items()}
-               for r in doc["records"] if r.get("outputs_file")}
+    outputs = {
+        (r["case_id"], r["backend"]): {
+            k: (v.dtype.str, v.shape, v.tobytes()) for k, v in record_outputs(out, r).items()
+        }
+        for r in doc["records"]
+        if r.get("outputs_file")
+    }
     return records, diffs, outputs
 
 
@@ -139,12 +169,43 @@ def test_pytest_with_qdq_opset_is_qdq_run_with_opset(tmp_path):
     import sys
 
     via_qdq, via_pytest = tmp_path / "qdq", tmp_path / "pytest"
-    r = run_qdq("run", "cases/docs", "--backend", "numpy", "--backend", "onnxruntime", "--opset", "21",
-                "--out", str(via_qdq), "--no-report")
+    r = run_qdq(
+        "run",
+        "cases/docs",
+        "--backend",
+        "numpy",
+        "--backend",
+        "onnxruntime",
+        "--opset",
+        "21",
+        "--out",
+        str(via_qdq),
+        "--no-report",
+    )
     assert r.returncode == 0, r.stdout[-2000:]
-    p = subprocess.run([sys.executable, "-m", "pytest", "cases/docs", "--qdq-backend", "numpy", "--qdq-backend",
-                        "onnxruntime", "--qdq-opset", "21", "--qdq-out", str(via_pytest), "-q", "-p", "no:cacheprovider"],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "cases/docs",
+            "--qdq-backend",
+            "numpy",
+            "--qdq-backend",
+            "onnxruntime",
+            "--qdq-opset",
+            "21",
+            "--qdq-out",
+            str(via_pytest),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stdout[-2000:]
     a, b = _comparable(via_qdq), _comparable(via_pytest)
     assert a == b
@@ -170,14 +231,16 @@ class _Recorder:
 
 
 @pytest.mark.parametrize("version, expected", [("0.2", [7.0, 8.0]), ("0.0.1", [9.0, 9.0])])
-def test_the_difference_table_uses_the_expectation_that_held_for_that_version(load_case, monkeypatch, version,
-                                                                               expected):
+def test_the_difference_table_uses_the_expectation_that_held_for_that_version(
+    load_case, monkeypatch, version, expected
+):
     from harness import report
     from harness.execute import execute
     from harness.verdict import judge
     from plugins.numpy.backend import NumpyReference
 
-    (case,) = load_case(textwrap.dedent("""
+    (case,) = load_case(
+        textwrap.dedent("""
         title: t
         source: {document: d}
         network:
@@ -190,7 +253,8 @@ def test_the_difference_table_uses_the_expectation_that_held_for_that_version(lo
         expect: {values: [9, 9]}
         overrides:
           - {backend: numpy, version: ">=0.1", reason: "a version-gated override", expect: {values: [7, 8]}}
-    """))
+    """)
+    )
     outcome = execute(NumpyReference(), case)
     verdict = judge(case, "numpy", version, outcome)
     assert verdict.kind == "numeric-mismatch"

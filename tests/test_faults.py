@@ -25,8 +25,15 @@ CASES = ["cases/docs", "cases/rules/zero-point.yaml"]
 @pytest.fixture
 def site(tmp_path) -> dict:
     """An environment in which the fault backends are installed, and the file their loads mark."""
-    env = install_test_backends(tmp_path, **{"inprocess-segfault": "InProcessSegfault", "inprocess-hang": "InProcessHang",
-                                             "noisy": "NoisyNative", "slow": "Slow"})
+    env = install_test_backends(
+        tmp_path,
+        **{
+            "inprocess-segfault": "InProcessSegfault",
+            "inprocess-hang": "InProcessHang",
+            "noisy": "NoisyNative",
+            "slow": "Slow",
+        },
+    )
     return {**env, "QDQ_TEST_MARKERS": str(tmp_path / "markers")}
 
 
@@ -37,8 +44,9 @@ def _records(out: Path) -> dict[tuple[str, str], dict]:
 
 
 def _start(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen(args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        args, cwd=REPO, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def _wait_for_markers(path: Path, count: int, timeout: float = 60) -> list[str]:
@@ -54,8 +62,18 @@ def _wait_for_markers(path: Path, count: int, timeout: float = 60) -> list[str]:
 
 def test_an_in_process_segfault_without_xdist_does_not_stop_the_run(tmp_path, site):
     out = tmp_path / "out"
-    r = run_qdq("run", *CASES, "--backend", "numpy", "--backend", "inprocess-segfault", "--out", str(out),
-                "--no-report", env=site)
+    r = run_qdq(
+        "run",
+        *CASES,
+        "--backend",
+        "numpy",
+        "--backend",
+        "inprocess-segfault",
+        "--out",
+        str(out),
+        "--no-report",
+        env=site,
+    )
     assert r.returncode == 1, r.stderr
     records = _records(out)
     crashed = {k: v for k, v in records.items() if k[1] == "inprocess-segfault"}
@@ -67,8 +85,18 @@ def test_an_in_process_segfault_without_xdist_does_not_stop_the_run(tmp_path, si
 
 def test_an_in_process_hang_gets_the_timeout_of_an_isolated_backend(tmp_path, site):
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs/s1-per-tensor-int8.yaml", "--backend", "numpy", "--backend", "inprocess-hang",
-                "--out", str(out), "--no-report", env={**site, "QDQ_BACKEND_TIMEOUT": "2"})
+    r = run_qdq(
+        "run",
+        "cases/docs/s1-per-tensor-int8.yaml",
+        "--backend",
+        "numpy",
+        "--backend",
+        "inprocess-hang",
+        "--out",
+        str(out),
+        "--no-report",
+        env={**site, "QDQ_BACKEND_TIMEOUT": "2"},
+    )
     assert r.returncode == 1
     records = _records(out)
     hang = records[("docs/s1-per-tensor-int8", "inprocess-hang")]
@@ -93,8 +121,24 @@ def test_native_writes_to_stdout_in_a_worker_do_not_shift_verdicts(tmp_path, sit
 def test_sigkill_loses_no_finished_item(tmp_path, site):
     out = tmp_path / "out"
     markers = Path(site["QDQ_TEST_MARKERS"])
-    proc = _start([sys.executable, "-m", "pytest", *CASES, "--qdq-backend", "numpy", "--qdq-backend", "slow",
-                   "--qdq-out", str(out), "-p", "no:cacheprovider", "-q"], site)
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *CASES,
+            "--qdq-backend",
+            "numpy",
+            "--qdq-backend",
+            "slow",
+            "--qdq-out",
+            str(out),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        site,
+    )
     started = _wait_for_markers(markers, 5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -112,8 +156,21 @@ def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, site):
     out = tmp_path / "out"
     markers = Path(site["QDQ_TEST_MARKERS"])
     gate = tmp_path / "go"  # the first run waits in its first item until the second has been refused
-    first = _start([sys.executable, "-m", "harness.cli", "run", "cases/docs", "--backend", "slow", "--out", str(out),
-                    "--no-report"], {**site, "QDQ_TEST_GATE": str(gate)})
+    first = _start(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "cases/docs",
+            "--backend",
+            "slow",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        {**site, "QDQ_TEST_GATE": str(gate)},
+    )
     _wait_for_markers(markers, 1)
     second = run_qdq("run", "cases/docs", "--backend", "numpy", "--out", str(out), "--no-report", env=site)
     gate.touch()
@@ -135,8 +192,23 @@ def test_an_out_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path):
 def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site):
     out = tmp_path / "out"
     markers = Path(site["QDQ_TEST_MARKERS"])
-    proc = _start([sys.executable, "-m", "harness.cli", "run", *CASES, "--backend", "numpy", "--backend", "slow",
-                   "--out", str(out), "--no-report"], site)
+    proc = _start(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            *CASES,
+            "--backend",
+            "numpy",
+            "--backend",
+            "slow",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        site,
+    )
     _wait_for_markers(markers, 3)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=120)

@@ -37,8 +37,12 @@ def quantize_cases(draw):
     else:
         scales = [float(np.float32(draw(st.floats(2**-8, 8, width=32)))) for _ in range(count)]
     n = math.prod(shape)
-    per_element = np.broadcast_to(np.asarray(scales, np.float64).reshape(
-        [shape[axis] if i == axis else 1 for i in range(rank)] if axis is not None else [1] * rank), shape).reshape(-1)
+    per_element = np.broadcast_to(
+        np.asarray(scales, np.float64).reshape(
+            [shape[axis] if i == axis else 1 for i in range(rank)] if axis is not None else [1] * rank
+        ),
+        shape,
+    ).reshape(-1)
     codes = draw(st.lists(st.integers(-12, 12), min_size=n, max_size=n))
     fracs = draw(st.lists(st.sampled_from(FRACTIONS), min_size=n, max_size=n))
     x = [float(np.float32((k + f) * s)) for k, f, s in zip(codes, fracs, per_element)]
@@ -68,8 +72,12 @@ def disagreement(case, a_backend, b_backend) -> str | None:
     x = make_inputs(case)["x"].astype(np.float64)
     layer = case.layers["q"]
     scale = np.asarray(case.layers["s"].value, np.float64)
-    s = np.broadcast_to(scale.reshape([x.shape[layer.axis] if i == layer.axis else 1 for i in range(x.ndim)])
-                        if layer.axis is not None else scale, x.shape)
+    s = np.broadcast_to(
+        scale.reshape([x.shape[layer.axis] if i == layer.axis else 1 for i in range(x.ndim)])
+        if layer.axis is not None
+        else scale,
+        x.shape,
+    )
     differ = qa != qb
     allowed = (np.abs(qa - qb) == 1) & _declared(x, s)
     bad = differ & ~allowed
@@ -92,7 +100,9 @@ class RoundsHalfAway(NumpyReference):
             out = original(feeds)
             x = feeds["x"].astype(np.float32)
             s = runner.built.steps[2][1][1]  # the reciprocal the reference prepared for the quantize
-            v = np.clip(x * s, -128 if case.layers["q"].to == "int8" else -8, 127 if case.layers["q"].to == "int8" else 7)
+            v = np.clip(
+                x * s, -128 if case.layers["q"].to == "int8" else -8, 127 if case.layers["q"].to == "int8" else 7
+            )
             out["q"] = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(out["q"].dtype)
             return out
 
@@ -102,15 +112,23 @@ class RoundsHalfAway(NumpyReference):
 
 def _settings(request, examples: int) -> settings:
     deep = request.config.getoption("--deep")
-    return settings(max_examples=examples * (20 if deep else 1), derandomize=not deep, database=None,
-                    deadline=None, suppress_health_check=list(HealthCheck),
-                    phases=[Phase.generate, Phase.shrink])
+    return settings(
+        max_examples=examples * (20 if deep else 1),
+        derandomize=not deep,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+    )
 
 
 def test_a_planted_rounding_bug_is_found_and_written_as_a_case(tmp_path, request):
     reference, plant = NumpyReference(), RoundsHalfAway()
-    drawn = find(quantize_cases(), lambda d: disagreement(_case(tmp_path / "draws", d)[0], reference, plant) is not None,
-                 settings=_settings(request, 300))
+    drawn = find(
+        quantize_cases(),
+        lambda d: disagreement(_case(tmp_path / "draws", d)[0], reference, plant) is not None,
+        settings=_settings(request, 300),
+    )
     case, body = _case(tmp_path / "draws", drawn)
     path = found.write(tmp_path / "cases" / "found", body)
     (again,) = load_file(path, tmp_path / "cases")
@@ -129,8 +147,11 @@ def test_the_reference_and_onnx_agree_modulo_the_declared_difference(tmp_path, r
         pytest.skip(f"{other} unavailable: {backend.availability().reason}")
     reference = NumpyReference()
     try:
-        drawn = find(quantize_cases(), lambda d: disagreement(_case(tmp_path / "draws", d)[0], reference, backend)
-                     is not None, settings=_settings(request, 60))
+        drawn = find(
+            quantize_cases(),
+            lambda d: disagreement(_case(tmp_path / "draws", d)[0], reference, backend) is not None,
+            settings=_settings(request, 60),
+        )
     except NoSuchExample:
         return  # no disagreement in this many draws
     _, body = _case(tmp_path / "draws", drawn)

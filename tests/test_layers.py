@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from conftest import REPO, run_qdq
 
@@ -21,11 +20,18 @@ def _case(body: dict, tmp_path: Path):
 
 
 def _conv_case(**conv):
-    return {"title": "t", "source": {"document": "d"}, "outputs": ["y"],
-            "network": [{"op": "input", "name": "x", "dtype": "float32", "shape": [1, 2, 5, 5]},
-                        {"op": "constant", "name": "w", "dtype": "float32", "shape": [4, 1, 3, 3], "value": {"fill": 1}},
-                        {"op": "conv", "name": "y", "input": "x", "weight": "w", **conv}],
-            "inputs": {"x": {"fill": 1}}, "expect": "reference"}
+    return {
+        "title": "t",
+        "source": {"document": "d"},
+        "outputs": ["y"],
+        "network": [
+            {"op": "input", "name": "x", "dtype": "float32", "shape": [1, 2, 5, 5]},
+            {"op": "constant", "name": "w", "dtype": "float32", "shape": [4, 1, 3, 3], "value": {"fill": 1}},
+            {"op": "conv", "name": "y", "input": "x", "weight": "w", **conv},
+        ],
+        "inputs": {"x": {"fill": 1}},
+        "expect": "reference",
+    }
 
 
 def test_conv_shape_follows_stride_padding_and_groups(tmp_path):
@@ -52,7 +58,7 @@ def test_float_simulation_of_a_strided_padded_conv_matches_a_direct_sum():
     padded = np.pad(x[0, 0], 1)
     for i in range(3):
         for j in range(3):
-            window = padded[2 * i:2 * i + 3, 2 * j:2 * j + 3]
+            window = padded[2 * i : 2 * i + 3, 2 * j : 2 * j + 3]
             assert y[0, 0, i, j] == window[0, 0] + window[1, 1] + 2 * window[2, 2]
 
 
@@ -60,8 +66,13 @@ def test_average_pool_does_not_count_padding():
     from harness.case import Layer
     from plugins.numpy import ops
 
-    layer = Layer(op="pool", name="p", line=1, input="x", attrs=(("kernel", (2, 2)), ("kind", "average"),
-                                                                   ("padding", (1, 1)), ("stride", (2, 2))))
+    layer = Layer(
+        op="pool",
+        name="p",
+        line=1,
+        input="x",
+        attrs=(("kernel", (2, 2)), ("kind", "average"), ("padding", (1, 1)), ("stride", (2, 2))),
+    )
     x = np.full((1, 1, 2, 2), 4.0, np.float32)
     # Corner windows hold one real element each: 4, not 1 (which counting the zeros would give).
     assert ops.pool(layer, x).ravel().tolist() == [4.0, 4.0, 4.0, 4.0]
@@ -82,8 +93,19 @@ def test_fused_model_rounds_the_combined_scale_product(tmp_path):
 
 def test_fused_vs_simulated_is_labelled_with_its_size_and_does_not_fail(tmp_path):
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/layers/fused-vs-simulated.yaml", "--backend", "numpy", "--backend", "numpy-fused",
-                "--backend", "onnxruntime", "--out", str(out), "--no-report")
+    r = run_qdq(
+        "run",
+        "cases/layers/fused-vs-simulated.yaml",
+        "--backend",
+        "numpy",
+        "--backend",
+        "numpy-fused",
+        "--backend",
+        "onnxruntime",
+        "--out",
+        str(out),
+        "--no-report",
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     doc = json.loads((out / "results.json").read_text())
     cross = next(rec for rec in doc["records"] if rec["backend"] == "cross-backend")
@@ -104,6 +126,7 @@ def test_an_undeclared_disagreement_between_simulations_still_fails(tmp_path):
     case = load_file(REPO / "cases" / "layers" / "fused-vs-simulated.yaml", REPO / "cases")[0]
     good = np.array([[[[3, 10, 24, 0]]]], np.int8)
     bad = np.array([[[[3, 10, 24, 1]]]], np.int8)
-    verdict, _ = cross_backend_verdict(case, {"numpy": ("1", Outcome(outputs={"y": good})),
-                                              "onnxruntime": ("1", Outcome(outputs={"y": bad}))})
+    verdict, _ = cross_backend_verdict(
+        case, {"numpy": ("1", Outcome(outputs={"y": good})), "onnxruntime": ("1", Outcome(outputs={"y": bad}))}
+    )
     assert verdict.status == "fail"

@@ -24,8 +24,13 @@ def test_import_writes_one_case_per_distinct_configuration_and_they_run(tmp_path
     names = [c["name"] for c in body["cases"]]
     # x_q and c_q share one activation configuration (same scale and zero point): three, not four; then each
     # conv with Q/DQ inputs, with the model's weights (written as .npy beside the file: over 256 values).
-    assert names == ["000-activation-int8-per-tensor", "001-weight-int8-per-channel",
-                     "002-quantized-weight-int8-per-channel", "003-conv", "004-conv"]
+    assert names == [
+        "000-activation-int8-per-tensor",
+        "001-weight-int8-per-channel",
+        "002-quantized-weight-int8-per-channel",
+        "003-conv",
+        "004-conv",
+    ]
     conv = body["cases"][3]
     assert conv["outputs"] == ["y"]  # the Quantize after the conv (c_q) is part of the case
     layer = next(layer for layer in conv["network"] if layer["op"] == "conv")
@@ -41,8 +46,11 @@ def test_import_writes_one_case_per_distinct_configuration_and_they_run(tmp_path
     ran = run_qdq("run", str(cases), "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out), "--no-report")
     records = json.loads((out / "results.json").read_text())["records"]
     assert ran.returncode == 0, ran.stdout[-2000:]
-    assert {(r["backend"], r["status"]) for r in records} == {("numpy", "pass"), ("onnxruntime", "pass"),
-                                                              ("cross-backend", "pass")}
+    assert {(r["backend"], r["status"]) for r in records} == {
+        ("numpy", "pass"),
+        ("onnxruntime", "pass"),
+        ("cross-backend", "pass"),
+    }
 
 
 def test_import_of_a_file_that_is_not_a_model_says_so(tmp_path):

@@ -6,17 +6,35 @@ import pytest
 from harness.numbers import NumberError, nearest, parse_number
 
 
-@pytest.mark.parametrize("text, value", [
-    ("60/127", Fraction(60, 127)), ("1e-3", Fraction(1, 1000)), ("-3.6", Fraction(-18, 5)), ("2**-9", Fraction(1, 512)),
-    ("(1+2)/3", Fraction(1)), ("1.5*2**-10", Fraction(3, 2048)), ("-2**2", Fraction(-4)), (".5", Fraction(1, 2)),
-    (7, Fraction(7)), (0.1, Fraction(0.1)),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("60/127", Fraction(60, 127)),
+        ("1e-3", Fraction(1, 1000)),
+        ("-3.6", Fraction(-18, 5)),
+        ("2**-9", Fraction(1, 512)),
+        ("(1+2)/3", Fraction(1)),
+        ("1.5*2**-10", Fraction(3, 2048)),
+        ("-2**2", Fraction(-4)),
+        (".5", Fraction(1, 2)),
+        (7, Fraction(7)),
+        (0.1, Fraction(0.1)),
+    ],
+)
 def test_parses_exact_values(text, value):
     assert parse_number(text) == value
 
 
-@pytest.mark.parametrize("text, check", [("nan", np.isnan), ("inf", lambda v: v == np.inf), ("-inf", lambda v: v == -np.inf),
-                                         ("NaN", np.isnan), ("inf*0", np.isnan)])
+@pytest.mark.parametrize(
+    "text, check",
+    [
+        ("nan", np.isnan),
+        ("inf", lambda v: v == np.inf),
+        ("-inf", lambda v: v == -np.inf),
+        ("NaN", np.isnan),
+        ("inf*0", np.isnan),
+    ],
+)
 def test_non_finite_words(text, check):
     assert check(parse_number(text))
 

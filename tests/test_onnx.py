@@ -8,13 +8,25 @@ from harness.execute import make_inputs
 from plugins.onnx.export import check, export, minimum_opset
 
 
-def qdq_case(load_case, *, shape, scale_shape, scale, to="int8", axis=None, in_dtype="float32", out="float32",
-             x=None, relpath="t/c.yaml"):
+def qdq_case(
+    load_case,
+    *,
+    shape,
+    scale_shape,
+    scale,
+    to="int8",
+    axis=None,
+    in_dtype="float32",
+    out="float32",
+    x=None,
+    relpath="t/c.yaml",
+):
     import json
 
     axis_text = "" if axis is None else f", axis: {axis}"
     x = x if x is not None else np.arange(np.prod(shape), dtype=np.float64).reshape(shape).tolist()
-    return load_case(f"""
+    return load_case(
+        f"""
         title: t
         source: {{document: d}}
         network:
@@ -25,7 +37,9 @@ def qdq_case(load_case, *, shape, scale_shape, scale, to="int8", axis=None, in_d
         outputs: [y]
         inputs: {{x: {json.dumps(x)}}}
         expect: reference
-    """, relpath)[0]
+    """,
+        relpath,
+    )[0]
 
 
 def ort_run(case, opset=None):

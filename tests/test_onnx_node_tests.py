@@ -17,9 +17,15 @@ def _node_tests():
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        tests = [t for t in collect_testcases(None)
-                 if t.model.graph.node[0].op_type in ("QuantizeLinear", "DequantizeLinear")]
-    as_array = lambda v: numpy_helper.to_array(v) if isinstance(v, TensorProto) else np.asarray(v)
+        tests = [
+            t
+            for t in collect_testcases(None)
+            if t.model.graph.node[0].op_type in ("QuantizeLinear", "DequantizeLinear")
+        ]
+
+    def as_array(v):
+        return numpy_helper.to_array(v) if isinstance(v, TensorProto) else np.asarray(v)
+
     return {t.name: ([as_array(v) for v in t.data_sets[0][0]], as_array(t.data_sets[0][1][0])) for t in tests}
 
 
@@ -50,7 +56,15 @@ def test_every_node_test_is_a_case_with_onnx_values():
         assert np.array_equal(x.astype(np.float64), inputs[0].astype(np.float64), equal_nan=True), name
         assert np.array_equal(info.constant_value("s").astype(np.float64), np.asarray(inputs[1], np.float64)), name
         want = materialise(case.expect.values["y"], tuple(expected.shape), info.dtype("y"), case.file, case.root)
-        assert want.dtype == expected.dtype or info.dtype("y") in ("fp8", "fp8e5m2", "fp4", "int4", "uint4", "int2", "uint2")
+        assert want.dtype == expected.dtype or info.dtype("y") in (
+            "fp8",
+            "fp8e5m2",
+            "fp4",
+            "int4",
+            "uint4",
+            "int2",
+            "uint2",
+        )
         assert np.array_equal(want.astype(np.float64), expected.astype(np.float64), equal_nan=True), name
 
 

@@ -55,6 +55,7 @@ def store(cache, path, text: str) -> None:
 
 def no_yaml(monkeypatch):
     """From here on, any full read fails the test: what is loaded must come from the cache."""
+
     def refuse(path):
         raise AssertionError(f"{path} was read again")
 
@@ -86,7 +87,9 @@ def test_every_committed_case_comes_back_the_same_from_the_cache(cache, monkeypa
 
 
 def test_a_matrix_and_a_case_list_keep_their_lines(cache, write_case, cases_dir, monkeypatch):
-    path = write_case("m/list.yaml", """
+    path = write_case(
+        "m/list.yaml",
+        """
         source: {document: d}
         outputs: [y]
         inputs: {x: [1, 2]}
@@ -107,7 +110,8 @@ def test_a_matrix_and_a_case_list_keep_their_lines(cache, write_case, cases_dir,
               - {op: constant, name: s, dtype: float32, shape: [], value: 2}
               - {op: quantize, name: y, input: x, scale: s, to: int8}
             expect: reference
-        """)
+        """,
+    )
     age(path)
     first, _ = fill(cache, path, cases_dir)
     no_yaml(monkeypatch)
@@ -131,8 +135,7 @@ def test_an_edit_of_the_same_size_is_seen(cache, write_case, cases_dir):
 
 
 @pytest.mark.parametrize("how", ["cp -p", "rsync -a"])
-def test_a_file_replaced_while_read_never_leaves_the_old_content_cached(cache, write_case, cases_dir, monkeypatch,
-                                                                         how):
+def test_a_file_replaced_while_read_never_leaves_the_old_content_cached(cache, write_case, cases_dir, monkeypatch, how):
     """A file replaced by one of the same size with its old mtime put back (`cp -p` writes in place, `rsync -a`
     renames a new file over it) between the read and the entry being kept: no later run may judge the old bytes."""
     path = write_case("t/c.yaml", CASE)
@@ -271,9 +274,27 @@ def _pytest_run(folder, out, cache_dir, *extra):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "pytest", str(folder), "--qdq-backend", "numpy", "--qdq-out", str(out),
-                           "-q", "-p", "no:cacheprovider", *extra], cwd=REPO, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "QDQ_CACHE": str(cache_dir)})
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(folder),
+            "--qdq-backend",
+            "numpy",
+            "--qdq-out",
+            str(out),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "QDQ_CACHE": str(cache_dir)},
+    )
 
 
 def test_a_run_keeps_what_it_parsed_and_the_next_run_takes_it_from_there(tmp_path, write_case, cases_dir):
@@ -294,5 +315,5 @@ def test_a_run_keeps_what_it_parsed_and_the_next_run_takes_it_from_there(tmp_pat
     assert second.returncode == 0, second.stdout[-2000:]
     cases = json.loads((tmp_path / "o2" / "results.json").read_text())["cases"]
     assert cases["t/a"]["title"] == "from the cache" and cases["t/b"]["title"] == "case b"
-    fresh = _pytest_run(cases_dir, tmp_path / "o3", cache_dir, "--qdq-no-parse-cache")
+    _pytest_run(cases_dir, tmp_path / "o3", cache_dir, "--qdq-no-parse-cache")
     assert json.loads((tmp_path / "o3" / "results.json").read_text())["cases"]["t/a"]["title"] == "case a"

@@ -6,7 +6,7 @@ import textwrap
 
 from conftest import run_qdq
 
-CRASHY = '''
+CRASHY = """
 from harness.backend import Availability, Backend, Runner
 
 
@@ -25,7 +25,7 @@ class Crashy(Backend):
 
     def load(self, case):
         return _Boom()
-'''
+"""
 
 
 def _install_fake_distribution(site, entry_points: str):
@@ -38,11 +38,14 @@ def _install_fake_distribution(site, entry_points: str):
 
 def test_third_party_backend_is_discovered_and_its_crash_is_an_error_item(tmp_path):
     site = tmp_path / "site"
-    _install_fake_distribution(site, """
+    _install_fake_distribution(
+        site,
+        """
         [qdq_harness.backends]
         crashy = crashy_backend:Crashy
         broken = no_such_module:Nothing
-    """)
+    """,
+    )
     env = {"PYTHONPATH": str(site)}
     listing = run_qdq("backends", env=env)
     assert "crashy" in listing.stdout
@@ -50,8 +53,19 @@ def test_third_party_backend_is_discovered_and_its_crash_is_an_error_item(tmp_pa
     assert " no " in broken_row and "No module named 'no_such_module'" in broken_row
 
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs", "--backend", "numpy", "--backend", "crashy", "--backend", "broken",
-                "--out", str(out), env=env)
+    r = run_qdq(
+        "run",
+        "cases/docs",
+        "--backend",
+        "numpy",
+        "--backend",
+        "crashy",
+        "--backend",
+        "broken",
+        "--out",
+        str(out),
+        env=env,
+    )
     assert r.returncode == 1
     records = json.loads((out / "results.json").read_text())["records"]
     crashy = [x for x in records if x["backend"] == "crashy"]
@@ -63,7 +77,7 @@ def test_third_party_backend_is_discovered_and_its_crash_is_an_error_item(tmp_pa
     assert len(numpy_records) == 6 and {x["status"] for x in numpy_records} == {"pass", "xfail"}
 
 
-ISOLATED = '''
+ISOLATED = """
 import ctypes
 import sys
 import time
@@ -102,21 +116,35 @@ class Hanging(Backend):
         print("hanging backend: sleeping", file=sys.stderr, flush=True)
         time.sleep(600)
         return _Never()
-'''
+"""
 
 
 def test_segfaulting_and_hanging_backends_end_as_error_items_and_the_run_goes_on(tmp_path):
     site = tmp_path / "site"
-    _install_fake_distribution(site, """
+    _install_fake_distribution(
+        site,
+        """
         [qdq_harness.backends]
         segfaulting = isolated_backends:Segfaulting
         hanging = isolated_backends:Hanging
-    """)
+    """,
+    )
     (site / "isolated_backends.py").write_text(ISOLATED)
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs/s1-per-tensor-int8.yaml", "cases/docs/s2-per-channel-axis1.yaml",
-                "--backend", "segfaulting", "--backend", "hanging", "--backend", "numpy", "--out", str(out),
-                env={"PYTHONPATH": str(site), "QDQ_BACKEND_TIMEOUT": "3"})
+    r = run_qdq(
+        "run",
+        "cases/docs/s1-per-tensor-int8.yaml",
+        "cases/docs/s2-per-channel-axis1.yaml",
+        "--backend",
+        "segfaulting",
+        "--backend",
+        "hanging",
+        "--backend",
+        "numpy",
+        "--out",
+        str(out),
+        env={"PYTHONPATH": str(site), "QDQ_BACKEND_TIMEOUT": "3"},
+    )
     assert r.returncode == 1
     records = json.loads((out / "results.json").read_text())["records"]
     by = {(x["case_id"], x["backend"]): x for x in records}
@@ -126,7 +154,10 @@ def test_segfaulting_and_hanging_backends_end_as_error_items_and_the_run_goes_on
         assert "SIGSEGV" in seg["metrics"]["traceback"] and "about to dereference NULL" in seg["metrics"]["traceback"]
         hang = by[(case, "hanging")]
         assert (hang["status"], hang["kind"]) == ("error", "backend-crash")
-        assert "no answer within 3 s" in hang["metrics"]["traceback"] and "hanging backend: sleeping" in hang["metrics"]["traceback"]
+        assert (
+            "no answer within 3 s" in hang["metrics"]["traceback"]
+            and "hanging backend: sleeping" in hang["metrics"]["traceback"]
+        )
         assert by[(case, "numpy")]["status"] == "pass"  # the run went on
 
 
@@ -141,7 +172,7 @@ def test_workers_are_pinned_one_gpu_each(monkeypatch):
     assert pinned_environment("gw4")["CUDA_VISIBLE_DEVICES"] == "1"
 
 
-IN_PROCESS_SEGFAULT = '''
+IN_PROCESS_SEGFAULT = """
 import ctypes
 
 from harness.backend import Availability, Backend
@@ -157,19 +188,34 @@ class InProcessSegfault(Backend):
 
     def load(self, case):
         ctypes.string_at(0)
-'''
+"""
 
 
 def test_an_xdist_worker_crash_still_gets_a_record_and_an_allure_result(tmp_path):
     site = tmp_path / "site"
-    _install_fake_distribution(site, """
+    _install_fake_distribution(
+        site,
+        """
         [qdq_harness.backends]
         inprocess-segfault = inprocess_backend:InProcessSegfault
-    """)
+    """,
+    )
     (site / "inprocess_backend.py").write_text(IN_PROCESS_SEGFAULT)
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs/s2-per-channel-axis1.yaml", "--backend", "numpy",
-                "--backend", "inprocess-segfault", "-n", "2", "--out", str(out), "--no-report", env={"PYTHONPATH": str(site)})
+    r = run_qdq(
+        "run",
+        "cases/docs/s2-per-channel-axis1.yaml",
+        "--backend",
+        "numpy",
+        "--backend",
+        "inprocess-segfault",
+        "-n",
+        "2",
+        "--out",
+        str(out),
+        "--no-report",
+        env={"PYTHONPATH": str(site)},
+    )
     assert r.returncode == 1
     records = json.loads((out / "results.json").read_text())["records"]
     crashed = [x for x in records if x["status"] == "error" and "crashed" in x["reason"]]
@@ -182,4 +228,6 @@ def test_an_xdist_worker_crash_still_gets_a_record_and_an_allure_result(tmp_path
     assert any(x["backend"] == "numpy" and x["status"] == "pass" for x in records)
     broken = [json.loads(p.read_text()) for p in (out / "allure-results").glob("*-result.json")]
     broken = [b for b in broken if b["status"] == "broken" and "inprocess-segfault" in b["fullName"]]
-    assert len(broken) == len(crashed) and all(b["statusDetails"]["message"].startswith("BACKEND-CRASH: ") for b in broken)
+    assert len(broken) == len(crashed) and all(
+        b["statusDetails"]["message"].startswith("BACKEND-CRASH: ") for b in broken
+    )

@@ -24,11 +24,14 @@ def q(x, to, scale=1.0, dtype=np.float32):
 
 # --- rounding and saturation ----------------------------------------------------------------------------------------
 
+
 def test_int8_ties_round_to_even():
     assert q([0.5, 1.5, 2.5, 3.5, -0.5, -1.5, -2.5], "int8").tolist() == [0, 2, 2, 4, 0, -2, -2]
 
 
-@pytest.mark.parametrize("to, low, high", [("int8", -128, 127), ("int4", -8, 7), ("fp8", -448.0, 448.0), ("fp4", -6.0, 6.0)])
+@pytest.mark.parametrize(
+    "to, low, high", [("int8", -128, 127), ("int4", -8, 7), ("fp8", -448.0, 448.0), ("fp4", -6.0, 6.0)]
+)
 def test_saturation_at_both_ends(to, low, high):
     got = q([-1e6, low * 1.5 if low else -1, high * 1.5, 1e6], to).astype(np.float64).tolist()
     assert got == [low, low, high, high]
@@ -75,7 +78,9 @@ def test_low_precision_inputs(dtype):
 
 
 # Hand-rounded: FP16 spacing near 1/3 is 2^-12 and near 42.7 is 2^-5; BF16 spacing near 1/3 is 2^-9, near 42.7 is 2^-2.
-@pytest.mark.parametrize("to, expected", [(np.float16, [0.333251953125, -42.65625]), (ml_dtypes.bfloat16, [0.333984375, -42.75])])
+@pytest.mark.parametrize(
+    "to, expected", [(np.float16, [0.333251953125, -42.65625]), (ml_dtypes.bfloat16, [0.333984375, -42.75])]
+)
 def test_dequantize_rounds_once_to_low_precision_output(to, expected):
     name = "float16" if to is np.float16 else "bfloat16"
     out = dequantize(np.array([1, -128], np.int8), np.full(2, np.float32(1 / 3)), name)
@@ -84,6 +89,7 @@ def test_dequantize_rounds_once_to_low_precision_output(to, expected):
 
 
 # --- granularity through whole cases -------------------------------------------------------------------------------
+
 
 def _case(load_case, network, inputs, extra="", expect="reference"):
     import json
@@ -105,11 +111,15 @@ def test_per_channel_on_every_axis(load_case, axis):
     n = shape[axis]
     scales = [2.0**-k for k in range(n)]  # powers of two: x / s exact, no rounding question
     x = np.arange(-60, 60, dtype=np.float32).reshape(shape) / 4
-    case = _case(load_case, [
-        {"op": "input", "name": "x", "dtype": "float32", "shape": shape},
-        {"op": "constant", "name": "s", "dtype": "float32", "shape": [n], "value": scales},
-        {"op": "quantize", "name": "y", "input": "x", "scale": "s", "axis": axis, "to": "int8"}],
-        {"x": x.tolist()})
+    case = _case(
+        load_case,
+        [
+            {"op": "input", "name": "x", "dtype": "float32", "shape": shape},
+            {"op": "constant", "name": "s", "dtype": "float32", "shape": [n], "value": scales},
+            {"op": "quantize", "name": "y", "input": "x", "scale": "s", "axis": axis, "to": "int8"},
+        ],
+        {"x": x.tolist()},
+    )
     out = execute(BACKEND, case).outputs["y"]
     view = [1] * 4
     view[axis] = n
@@ -120,11 +130,16 @@ def test_per_channel_on_every_axis(load_case, axis):
 def test_block_scales_along_last_dimension(load_case):
     w = np.arange(16, dtype=np.float32).reshape(2, 8) - 8
     s = np.array([[1, 2], [4, 8]], np.float32)  # blocks of 4 columns
-    case = _case(load_case, [
-        {"op": "constant", "name": "w", "dtype": "float32", "shape": [2, 8], "value": w.tolist()},
-        {"op": "constant", "name": "s", "dtype": "float32", "shape": [2, 2], "value": s.tolist()},
-        {"op": "quantize", "name": "q", "input": "w", "scale": "s", "to": "int4"},
-        {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": "float32"}], {})
+    case = _case(
+        load_case,
+        [
+            {"op": "constant", "name": "w", "dtype": "float32", "shape": [2, 8], "value": w.tolist()},
+            {"op": "constant", "name": "s", "dtype": "float32", "shape": [2, 2], "value": s.tolist()},
+            {"op": "quantize", "name": "q", "input": "w", "scale": "s", "to": "int4"},
+            {"op": "dequantize", "name": "y", "input": "q", "scale": "s", "to": "float32"},
+        ],
+        {},
+    )
     out = execute(BACKEND, case).outputs["y"]
     # row 0: -8..-5 / 1 -> -8..-5 ; -4..-1 / 2 -> -2,-1.5->-2,-1,-0.5->0 -> *2 ; row 1: 0..3/4 ; 4..7/8
     expected = [[-8, -7, -6, -5, -4, -4, -2, 0], [0, 0, 0, 4, 0, 8, 8, 8]]
@@ -146,22 +161,35 @@ RULES = [
 @pytest.mark.parametrize("category, scale, attrs", RULES)
 def test_documented_rules_raise_their_category(load_case, category, scale, attrs):
     layer = {"op": "quantize", "name": "y", "input": "x", "scale": "s", "to": "int8", **attrs}
-    case = _case(load_case, [{"op": "input", "name": "x", "dtype": "float32", "shape": [3, 4]},
-                             {"op": "constant", "name": "s", "dtype": "float32", **scale}, layer],
-                 {"x": {"fill": 1}})
+    case = _case(
+        load_case,
+        [
+            {"op": "input", "name": "x", "dtype": "float32", "shape": [3, 4]},
+            {"op": "constant", "name": "s", "dtype": "float32", **scale},
+            layer,
+        ],
+        {"x": {"fill": 1}},
+    )
     with pytest.raises(QdqError) as info:
         BACKEND.load(case)
     assert info.value.category == category
 
 
-def _two_layer(load_case, zp_shape, zp_value, scale_from_input=False, in_dtype="float32", scale_dtype="float32", rank0=False):
+def _two_layer(
+    load_case, zp_shape, zp_value, scale_from_input=False, in_dtype="float32", scale_dtype="float32", rank0=False
+):
     net = [{"op": "input", "name": "x", "dtype": in_dtype, "shape": [] if rank0 else [3, 4]}]
-    net.append({"op": "input", "name": "s", "dtype": scale_dtype, "shape": []} if scale_from_input
-               else {"op": "constant", "name": "s", "dtype": scale_dtype, "shape": [3], "value": [1, 2, 4]})
+    net.append(
+        {"op": "input", "name": "s", "dtype": scale_dtype, "shape": []}
+        if scale_from_input
+        else {"op": "constant", "name": "s", "dtype": scale_dtype, "shape": [3], "value": [1, 2, 4]}
+    )
     layer = {"op": "quantize", "name": "y", "input": "x", "scale": "s", "axis": 0, "to": "int8"}
     if zp_shape is not None:
-        net += [{"op": "constant", "name": "z32", "dtype": "int32", "shape": zp_shape, "value": zp_value},
-                {"op": "cast", "name": "z", "input": "z32", "to": "int8"}]
+        net += [
+            {"op": "constant", "name": "z32", "dtype": "int32", "shape": zp_shape, "value": zp_value},
+            {"op": "cast", "name": "z", "input": "z32", "to": "int8"},
+        ]
         layer["zero_point"] = "z"
     inputs = {"x": 1 if rank0 else {"fill": 1}}
     if scale_from_input:
@@ -169,13 +197,16 @@ def _two_layer(load_case, zp_shape, zp_value, scale_from_input=False, in_dtype="
     return _case(load_case, net + [layer], inputs)
 
 
-@pytest.mark.parametrize("kwargs, category", [
-    ({"zp_shape": [3], "zp_value": [0, 1, 0]}, "zero-point-nonzero"),
-    ({"zp_shape": [1], "zp_value": [0]}, "zero-point-shape-mismatch"),
-    ({"zp_shape": None, "zp_value": None, "scale_from_input": True}, "scale-not-constant"),
-    ({"zp_shape": None, "zp_value": None, "in_dtype": "float16"}, "unsupported-type"),
-    ({"zp_shape": None, "zp_value": None, "in_dtype": "int32", "scale_dtype": "int32"}, "unsupported-type"),
-])
+@pytest.mark.parametrize(
+    "kwargs, category",
+    [
+        ({"zp_shape": [3], "zp_value": [0, 1, 0]}, "zero-point-nonzero"),
+        ({"zp_shape": [1], "zp_value": [0]}, "zero-point-shape-mismatch"),
+        ({"zp_shape": None, "zp_value": None, "scale_from_input": True}, "scale-not-constant"),
+        ({"zp_shape": None, "zp_value": None, "in_dtype": "float16"}, "unsupported-type"),
+        ({"zp_shape": None, "zp_value": None, "in_dtype": "int32", "scale_dtype": "int32"}, "unsupported-type"),
+    ],
+)
 def test_zero_point_constness_and_type_rules(load_case, kwargs, category):
     with pytest.raises(QdqError) as info:
         BACKEND.load(_two_layer(load_case, **kwargs))
@@ -188,16 +219,23 @@ def test_zero_point_of_zeros_is_accepted(load_case):
 
 
 def test_volume_limit_is_checked_before_allocating(load_case):
-    case = _case(load_case, [{"op": "input", "name": "x", "dtype": "float32", "shape": [65536, 32768]},
-                             {"op": "constant", "name": "s", "dtype": "float32", "shape": [], "value": 1},
-                             {"op": "quantize", "name": "y", "input": "x", "scale": "s", "to": "int8"}],
-                 {"x": {"fill": 0}}, expect="{error: {category: volume-limit}}")
+    case = _case(
+        load_case,
+        [
+            {"op": "input", "name": "x", "dtype": "float32", "shape": [65536, 32768]},
+            {"op": "constant", "name": "s", "dtype": "float32", "shape": [], "value": 1},
+            {"op": "quantize", "name": "y", "input": "x", "scale": "s", "to": "int8"},
+        ],
+        {"x": {"fill": 0}},
+        expect="{error: {category: volume-limit}}",
+    )
     with pytest.raises(QdqError) as info:
         BACKEND.load(case)  # 2^31 float32 would be 8 GiB: it must fail without touching memory
     assert info.value.category == "volume-limit"
 
 
 # --- property test against an exact scalar oracle -------------------------------------------------------------------
+
 
 def _round_to_float32(v: Fraction) -> Fraction:
     """v rounded to the nearest float32 (ties to even), in exact arithmetic; written here, independent of the code."""
@@ -237,8 +275,12 @@ def test_against_exact_oracle_with_near_ties():
     xs = []
     for s, k in zip(scales, ks):
         tie = np.float32((k + 0.5) * float(s))  # near a rounding tie of x / s
-        xs += [tie, np.nextafter(tie, np.float32(np.inf)), np.nextafter(tie, np.float32(-np.inf)),
-               np.float32(rng.normal(0, 100))]
+        xs += [
+            tie,
+            np.nextafter(tie, np.float32(np.inf)),
+            np.nextafter(tie, np.float32(-np.inf)),
+            np.float32(rng.normal(0, 100)),
+        ]
     xs = np.array(xs, np.float32)
     ss = np.repeat(scales, 4)
     got = quantize(xs, ss, "int8").astype(int)

@@ -32,8 +32,17 @@ def wrong_golden_run(tmp_path_factory):
     saved = tmp / "history-from-first-run.jsonl"
     if history_one:
         saved.write_text(history_one)
-    second = run_qdq("run", str(cases), "--backend", "numpy", "--backend", "onnxruntime", "--out", str(out),
-                     *(["--history-from", str(saved)] if history_one else []))
+    second = run_qdq(
+        "run",
+        str(cases),
+        "--backend",
+        "numpy",
+        "--backend",
+        "onnxruntime",
+        "--out",
+        str(out),
+        *(["--history-from", str(saved)] if history_one else []),
+    )
     return first, second, out
 
 
@@ -58,9 +67,19 @@ def test_one_result_per_item_with_labels_and_versions_outside_history(wrong_gold
     assert all("NUMERIC-MISMATCH: " in r["statusDetails"]["message"] for r in failing)
     failing = [r for r in failing if ("backend", "numpy") in {(l["name"], l["value"]) for l in r["labels"]}]
     names = {a["name"] for a in failing[0]["attachments"]}
-    assert {"y heatmap", "y differences.csv", "wrong-golden.yaml", "inputs.csv", "outputs.csv", "repro-numpy.py"} <= names
+    assert {
+        "y heatmap",
+        "y differences.csv",
+        "wrong-golden.yaml",
+        "inputs.csv",
+        "outputs.csv",
+        "repro-numpy.py",
+    } <= names
     heat = next(a for a in failing[0]["attachments"] if a["name"] == "y heatmap")
-    assert heat["type"] == "image/png" and (out / "allure-results" / heat["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        heat["type"] == "image/png"
+        and (out / "allure-results" / heat["source"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    )
     table = next(a for a in failing[0]["attachments"] if a["name"] == "y differences.csv")
     rows = (out / "allure-results" / table["source"]).read_text().splitlines()
     # The element, the input and per-channel scale behind it (channel 1: 120/127 in float32), both values, and
@@ -68,8 +87,9 @@ def test_one_result_per_item_with_labels_and_versions_outside_history(wrong_gold
     assert rows[0] == "index,input,scale,expected,got,abs diff,steps,rounding"
     assert rows[1] == f'"[0, 1, 3, 4]",39.0,{float(np.float32(120 / 127))!r},42.0,41.0,1.0,1.0,'
     unknown = [r for r in results if r["status"] == "unknown"]  # declared deviations: never "skipped"
-    assert unknown and all(r["statusDetails"]["message"].startswith(("DECLARED-DEVIATION: ", "DOCUMENTATION-DEVIATION: "))
-                           for r in unknown)
+    assert unknown and all(
+        r["statusDetails"]["message"].startswith(("DECLARED-DEVIATION: ", "DOCUMENTATION-DEVIATION: ")) for r in unknown
+    )
     cross = [r for r in results if r["name"].endswith("[cross-backend]") and "s1" in r["fullName"]]
     assert cross and "declared: " in cross[0].get("description", "")  # the pass says what it found inside
 
@@ -108,8 +128,9 @@ def test_history_has_one_entry_per_run(wrong_golden_run):
     assert len(lines) == 2
     for line in lines:  # an entry stays small: statuses and short messages, no stack traces, no labels
         results = json.loads(line)["testResults"].values()
-        assert results and all("trace" not in r and "labels" not in r and len(r.get("message") or "") <= 300
-                               for r in results)
+        assert results and all(
+            "trace" not in r and "labels" not in r and len(r.get("message") or "") <= 300 for r in results
+        )
         assert len(line) < 1500 * len(results)
 
 
@@ -131,13 +152,25 @@ def test_rendered_report_shows_cases_and_the_failure(wrong_golden_run, tmp_path)
 
     _, _, out = wrong_golden_run
     index = out / "allure-report" / "index.html"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--virtual-time-budget=15000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--virtual-time-budget=15000",
+    ]
 
     def dom(fragment: str) -> str:
-        run = subprocess.run(["chromium", *flags, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom",
-                              f"file://{index}{fragment}"], capture_output=True, text=True, timeout=120)
+        run = subprocess.run(
+            ["chromium", *flags, f"--user-data-dir={tmp_path / 'p'}", "--dump-dom", f"file://{index}{fragment}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         return re.sub(r"<script\b[^>]*>.*?</script>", "", run.stdout, flags=re.S)
 
     embedded = dict(re.findall(r'd\("data/test-results/([0-9a-f]+)\.json","([^"]+)"\)', index.read_text()))
@@ -151,6 +184,16 @@ def test_rendered_report_shows_cases_and_the_failure(wrong_golden_run, tmp_path)
     artifacts = REPO / "reports" / "test-artifacts"  # screenshots for people; reports/ is git-ignored
     artifacts.mkdir(parents=True, exist_ok=True)
     for name, fragment in (("overview.png", ""), ("failed-case.png", f"#/{failed[0]}")):
-        subprocess.run(["chromium", *flags, f"--user-data-dir={tmp_path / name}", "--window-size=1400,1000",
-                        f"--screenshot={artifacts / name}", f"file://{index}{fragment}"], capture_output=True, timeout=120)
+        subprocess.run(
+            [
+                "chromium",
+                *flags,
+                f"--user-data-dir={tmp_path / name}",
+                "--window-size=1400,1000",
+                f"--screenshot={artifacts / name}",
+                f"file://{index}{fragment}",
+            ],
+            capture_output=True,
+            timeout=120,
+        )
         assert (artifacts / name).stat().st_size > 10000

@@ -8,15 +8,30 @@ import pytest
 
 from conftest import run_qdq, stored_outputs
 
-CASES = ["docs/s1-per-tensor-int8", "docs/s5-block-int4", "docs/s4-operator-example", "numerics/saturation::int4::dtype=float32"]
+CASES = [
+    "docs/s1-per-tensor-int8",
+    "docs/s5-block-int4",
+    "docs/s4-operator-example",
+    "numerics/saturation::int4::dtype=float32",
+]
 
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("b")
     files = sorted({c.split("::")[0] for c in CASES})
-    r = run_qdq("run", *[f"cases/{f}.yaml" for f in files], "--backend", "numpy", "--backend", "onnxruntime",
-                "--backend", "onnx-reference", "--out", str(out))
+    r = run_qdq(
+        "run",
+        *[f"cases/{f}.yaml" for f in files],
+        "--backend",
+        "numpy",
+        "--backend",
+        "onnxruntime",
+        "--backend",
+        "onnx-reference",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     return out
 
@@ -30,12 +45,15 @@ def test_repro_script_reproduces_stored_outputs(bundle, tmp_path, backend, case_
     text = script.read_text()
     assert "harness" not in text.replace("qdq-harness", "")  # standalone: no harness import
     saved = tmp_path / "saved"
-    run = subprocess.run([sys.executable, str(script), "--save", str(saved)], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
+    run = subprocess.run(
+        [sys.executable, str(script), "--save", str(saved)], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     stored = stored_outputs(bundle, case_id, backend)
     for name, value in stored.items():
-        assert np.array_equal(np.load(saved / f"{name}.npy", allow_pickle=False), value.astype(np.float64), equal_nan=True)
+        assert np.array_equal(
+            np.load(saved / f"{name}.npy", allow_pickle=False), value.astype(np.float64), equal_nan=True
+        )
 
 
 def test_unknown_backend_is_a_usage_error():

@@ -26,9 +26,31 @@ def test_the_whole_suite_gives_the_results_of_the_commit_before_the_speed_work(t
     if installed != GOLDEN["versions"]:
         pytest.skip(f"installed {installed}; the fingerprint was made with {GOLDEN['versions']}: results may differ")
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "pytest", "cases", "--qdq-backend", "numpy", "--qdq-backend",
-                          "onnxruntime", "--qdq-backend", "onnx-reference", "--qdq-out", str(out), "-q", "-n", "2",
-                          "-p", "no:cacheprovider"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "cases",
+            "--qdq-backend",
+            "numpy",
+            "--qdq-backend",
+            "onnxruntime",
+            "--qdq-backend",
+            "onnx-reference",
+            "--qdq-out",
+            str(out),
+            "-q",
+            "-n",
+            "2",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:]
     today = fingerprint(json.loads((out / "results.json").read_text()))
     # Cases added since are not in the fingerprint; every case that is must give exactly its results.

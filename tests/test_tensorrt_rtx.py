@@ -8,7 +8,9 @@ import pytest
 
 from conftest import REPO, run_qdq
 
-trt_rtx = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu12 is not installed (pip install 'qdq-harness[rtx]')")
+trt_rtx = pytest.importorskip(
+    "tensorrt_rtx", reason="tensorrt-rtx-cu12 is not installed (pip install 'qdq-harness[rtx]')"
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,9 +78,11 @@ def test_repro_script_runs_to_build_serialized_network(tmp_path):
 
 # What TensorRT-RTX 1.7.1 logged on an H100 (shared/notes/tensorrt-rtx.md), fed through a runtime whose
 # deserialize_cuda_engine answers as it did there: None, with this message in the log.
-HOPPER_REFUSAL = ("IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine cannot run on this GPU, "
-                  "which has compute capability 9.0. Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0. "
-                  "TensorRT-RTX does not support this compute capability, so the engine cannot be rebuilt for it.)")
+HOPPER_REFUSAL = (
+    "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine cannot run on this GPU, "
+    "which has compute capability 9.0. Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0. "
+    "TensorRT-RTX does not support this compute capability, so the engine cannot be rebuilt for it.)"
+)
 
 
 class _HopperCuda:
@@ -133,7 +137,9 @@ def test_a_gpu_rtx_refuses_makes_value_cases_skips_naming_its_compute_capability
         outcome = execute(backend, case)
         verdict = judge(case, backend.name, trt_rtx.__version__, outcome)
         assert verdict.status == "skip", verdict
-        assert "compute capability 9.0" in verdict.reason and "Supported compute capabilities: 8.0 8.6" in verdict.reason
+        assert (
+            "compute capability 9.0" in verdict.reason and "Supported compute capabilities: 8.0 8.6" in verdict.reason
+        )
         assert verdict.reason.startswith("engine built (")
     assert len(calls) == 1  # decided once: the second case did not try again
 
@@ -154,8 +160,24 @@ def test_many_refused_builds_in_one_worker_do_not_deadlock(tmp_path):
         (cases / name).write_text(re.sub(r"\n    overrides:\n(      - .*\n)+", "\n", text))
         files.append(str(cases / name))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", *files, "--backend", "tensorrt-rtx",
-                        "--out", str(out), "--no-report"], cwd=REPO, capture_output=True, text=True, timeout=90)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            *files,
+            "--backend",
+            "tensorrt-rtx",
+            "--out",
+            str(out),
+            "--no-report",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     records = json.loads((out / "results.json").read_text())["records"]
     assert len([rec for rec in records if rec["backend"] == "tensorrt-rtx"]) == 27, r.stdout[-2000:]
     assert "overrides" not in (cases / "quantizelinear.yaml").read_text()
@@ -182,6 +204,7 @@ def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
     # an INT8 Quantize of it (shared/notes/tensorrt-rtx.md). The check reads the parsed layer back and says so.
     from harness.caseload import load_file
     from harness.execute import execute
+
     case = load_file(REPO / "cases" / "field" / "onnx-defaults.yaml", REPO / "cases")[0]
     outcome = execute(_rtx_onnx(), case)
     assert outcome.error is not None and outcome.error.category == "interpretation-mismatch"
@@ -208,11 +231,11 @@ def test_a_stated_interpretation_is_what_the_parsed_network_is_checked_against(t
 def test_rtx_onnx_parser_gives_real_parser_verdicts():
     from harness.caseload import load_file
     from harness.execute import execute
+
     cases = {c.id: c for c in load_file(REPO / "cases" / "onnx-node" / "quantizelinear.yaml", REPO / "cases")}
     zp = execute(_rtx_onnx(), cases["onnx-node/quantizelinear::quantizelinear"])
     assert zp.error.category == "zero-point-nonzero" and "shiftIsAllZeros" in zp.error.native
-    fp8 = execute(_rtx_onnx(), load_file(REPO / "cases" / "layers" / "qdq-around-layers.yaml",
-                                                       REPO / "cases")[0])
+    fp8 = execute(_rtx_onnx(), load_file(REPO / "cases" / "layers" / "qdq-around-layers.yaml", REPO / "cases")[0])
     assert fp8.built_not_run and "engine built" in fp8.built_not_run
 
 
@@ -225,8 +248,10 @@ def _rtx_onnx():
     return backend
 
 
-@pytest.mark.parametrize("case_id", ["layers/qdq-around-layers::grouped-conv-bias-relu",
-                                     "coverage/dequantize::dq-int4-per-tensor-rank2-to-float32"])
+@pytest.mark.parametrize(
+    "case_id",
+    ["layers/qdq-around-layers::grouped-conv-bias-relu", "coverage/dequantize::dq-int4-per-tensor-rank2-to-float32"],
+)
 def test_repro_scripts_of_layers_and_typed_weights_build_on_the_real_builder(case_id, tmp_path):
     # The script writes the conv (kernel through set_input, groups, bias) and INT4 weights packed two per byte; the
     # real builder accepts both (on a CPU it stops before running the engine, and says so).

@@ -35,8 +35,17 @@ def test_a_phase_that_fails_is_timed_and_none_after_it(load_case):
 
 def test_records_carry_the_timings_also_from_isolation_workers(tmp_path):
     out = tmp_path / "out"
-    r = run_qdq("run", "cases/docs/s1-per-tensor-int8.yaml", "--backend", "numpy", "--backend", "onnxruntime",
-                "--out", str(out), "--no-report")
+    r = run_qdq(
+        "run",
+        "cases/docs/s1-per-tensor-int8.yaml",
+        "--backend",
+        "numpy",
+        "--backend",
+        "onnxruntime",
+        "--out",
+        str(out),
+        "--no-report",
+    )
     assert r.returncode == 0, r.stdout[-2000:]
     records = {rec["backend"]: rec for rec in json.loads((out / "results.json").read_text())["records"]}
     for backend in ("numpy", "onnxruntime"):  # in the pytest process, and across the worker's pipe
@@ -63,8 +72,11 @@ def test_every_cuda_runtime_call_of_the_gpu_runner_exists_in_the_installed_cuda_
     from plugins.tensorrt.runtime import cuda_runtime
 
     source = (REPO / "plugins" / "tensorrt" / "runtime.py").read_text()
-    called = {node.attr for node in ast.walk(ast.parse(source))
-              if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "cudart"}
+    called = {
+        node.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "cudart"
+    }
     assert {"cudaEventCreate", "cudaEventRecord", "cudaEventElapsedTime", "cudaMemcpyAsync"} <= called
     runtime = cuda_runtime()
     assert not {name for name in called if not hasattr(runtime, name)}

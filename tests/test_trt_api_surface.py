@@ -35,16 +35,28 @@ _SKIP_SYMBOLS = ("GLIBC", "CXXABI", "GLIBCXX", "GCC_")
 def _stub_libraries(so: Path, out: Path) -> None:
     """Do-nothing libraries named as the bindings' DT_NEEDED TensorRT libraries, exporting their undefined symbols."""
     dynsyms = subprocess.run(["objdump", "-T", str(so)], capture_output=True, text=True, check=True).stdout
-    symbols = sorted({line.split()[-1] for line in dynsyms.splitlines()
-                      if "*UND*" in line and not any(s in line for s in _SKIP_SYMBOLS)
-                      and not line.split()[-1].startswith(("Py", "_Py", "_ITM", "__gmon", "dl", "pthread", "__pthread"))})
+    symbols = sorted(
+        {
+            line.split()[-1]
+            for line in dynsyms.splitlines()
+            if "*UND*" in line
+            and not any(s in line for s in _SKIP_SYMBOLS)
+            and not line.split()[-1].startswith(("Py", "_Py", "_ITM", "__gmon", "dl", "pthread", "__pthread"))
+        }
+    )
     (out / "stub.c").write_text("".join(f"void* {s}(void) {{ return 0; }}\n" for s in symbols))
     needed = subprocess.run(["readelf", "-d", str(so)], capture_output=True, text=True, check=True).stdout
-    libs = [line.split("[")[1].rstrip("]") for line in needed.splitlines() if "NEEDED" in line
-            and any(k in line for k in ("nvinfer", "nvonnxparser", "nvparsers"))]
+    libs = [
+        line.split("[")[1].rstrip("]")
+        for line in needed.splitlines()
+        if "NEEDED" in line and any(k in line for k in ("nvinfer", "nvonnxparser", "nvparsers"))
+    ]
     for lib in libs:
-        subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(out / lib), f"-Wl,-soname,{lib}", str(out / "stub.c")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["gcc", "-shared", "-fPIC", "-o", str(out / lib), f"-Wl,-soname,{lib}", str(out / "stub.c")],
+            check=True,
+            capture_output=True,
+        )
 
 
 @contextmanager
@@ -68,11 +80,28 @@ def _prepare(version: str) -> tuple[Path, Path]:
         if not (bindings / "tensorrt_bindings").exists():
             work = Path(tempfile.mkdtemp(dir=folder, prefix="download."))
             try:
-                got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                                      "-d", str(work), VERSIONS[version]], capture_output=True, text=True, timeout=300)
+                got = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "-q",
+                        "--no-deps",
+                        "--only-binary=:all:",
+                        "-d",
+                        str(work),
+                        VERSIONS[version],
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                )
                 files = list(work.glob("*.whl"))
                 if got.returncode != 0 or not files:
-                    pytest.skip(f"cannot download {VERSIONS[version]} from the package index: {got.stderr.strip()[-300:]}")
+                    pytest.skip(
+                        f"cannot download {VERSIONS[version]} from the package index: {got.stderr.strip()[-300:]}"
+                    )
                 with zipfile.ZipFile(files[0]) as z:
                     z.extractall(work / "site")
                 shutil.rmtree(bindings, ignore_errors=True)
@@ -92,7 +121,9 @@ def _prepare(version: str) -> tuple[Path, Path]:
 def probe(version: str, mutation: str = "") -> dict:
     bindings, stubs = _prepare(version)
     env = {**os.environ, "LD_LIBRARY_PATH": f"{stubs}:{os.environ.get('LD_LIBRARY_PATH', '')}"}
-    args = [sys.executable, str(HERE / "trt_surface_probe.py"), str(bindings)] + (["--mutation", mutation] if mutation else [])
+    args = [sys.executable, str(HERE / "trt_surface_probe.py"), str(bindings)] + (
+        ["--mutation", mutation] if mutation else []
+    )
     run = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -107,11 +138,19 @@ def test_every_api_use_exists_in_that_version(version):
     # the uses really were exercised, each version's branch with its own arity
     quantize_arity = "/2" if version == "8.6.1" else "/3"
     assert f"INetworkDefinition.add_quantize{quantize_arity}" in used
-    assert {"IQuantizeLayer.axis=", "IQuantizeLayer.set_input/2", "Builder.build_serialized_network/2",
-            "IExecutionContext.execute_async_v3/1", "IExecutionContext.set_tensor_address/2",
-            "IBuilderConfig.create_timing_cache/1", "IBuilderConfig.set_timing_cache/2"} <= used
+    assert {
+        "IQuantizeLayer.axis=",
+        "IQuantizeLayer.set_input/2",
+        "Builder.build_serialized_network/2",
+        "IExecutionContext.execute_async_v3/1",
+        "IExecutionContext.set_tensor_address/2",
+        "IBuilderConfig.create_timing_cache/1",
+        "IBuilderConfig.set_timing_cache/2",
+    } <= used
     # the branches really differ: 8.6 and 10.x offer weak typing, 11.x is strongly typed only
-    assert result["typing"] == (["strong"] if version.startswith("11.") else ["strong", "weak"] if version.startswith("10.") else ["weak"])
+    assert result["typing"] == (
+        ["strong"] if version.startswith("11.") else ["strong", "weak"] if version.startswith("10.") else ["weak"]
+    )
 
 
 def test_a_renamed_attribute_is_caught():

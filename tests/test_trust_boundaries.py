@@ -19,7 +19,8 @@ BIG = 300_000  # float32 elements: 1.2 MB, over the 1 MiB that goes to a pack, s
 
 
 def _case(fill: float, extra: str = "") -> str:
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         title: t
         source: {{document: d}}
         network:
@@ -30,7 +31,9 @@ def _case(fill: float, extra: str = "") -> str:
         outputs: [y]
         inputs: {{x: {{fill: {fill}}}}}
         expect: reference
-        """) + extra
+        """)
+        + extra
+    )
 
 
 def _files_under(folder: Path) -> set[Path]:
@@ -39,8 +42,7 @@ def _files_under(folder: Path) -> set[Path]:
 
 def _run(tmp_path: Path) -> dict:
     out = tmp_path / "out"
-    done = run_qdq("run", str(tmp_path / "cases"), "--backend", "numpy", "--out", str(out), "--no-report",
-                   cwd=tmp_path)
+    done = run_qdq("run", str(tmp_path / "cases"), "--backend", "numpy", "--out", str(out), "--no-report", cwd=tmp_path)
     assert "Traceback" not in done.stdout + done.stderr, done.stderr[-3000:]
     return json.loads((out / "results.json").read_text())
 
@@ -86,8 +88,17 @@ def test_two_files_with_one_case_id_are_a_load_error_naming_both(tmp_path):
         (tmp_path / folder).mkdir()
         (tmp_path / folder / "t.yaml").write_text(_case(1).replace(str(BIG), "2"))
     out = tmp_path / "out"
-    done = run_qdq("run", str(tmp_path / "a"), str(tmp_path / "b"), "--backend", "numpy", "--out", str(out),
-                   "--no-report", cwd=tmp_path)
+    done = run_qdq(
+        "run",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "--backend",
+        "numpy",
+        "--out",
+        str(out),
+        "--no-report",
+        cwd=tmp_path,
+    )
     doc = json.loads((out / "results.json").read_text())
     invalid = [r for r in doc["records"] if r["kind"] == "invalid-case-file"]
     assert len(invalid) == 1 and str(tmp_path / "a" / "t.yaml") in invalid[0]["reason"], invalid
@@ -98,8 +109,13 @@ def test_two_files_with_one_case_id_are_a_load_error_naming_both(tmp_path):
 
 # --- item 4: never remove or overwrite what the harness did not write ----------------------------------------------
 
-USER_FILES = {"notes.txt": "mine", "outputs/keep.npz": "mine", "allure-report/index.html": "mine",
-              "previous/results.json": "mine", "results.json": "{\"mine\": true}"}
+USER_FILES = {
+    "notes.txt": "mine",
+    "outputs/keep.npz": "mine",
+    "allure-report/index.html": "mine",
+    "previous/results.json": "mine",
+    "results.json": '{"mine": true}',
+}
 
 
 def _user_folder(folder: Path) -> None:
@@ -133,8 +149,24 @@ def run_qdq_pytest(cases: Path, out: Path):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "pytest", str(cases), "--qdq-backend", "numpy", "--qdq-out", str(out),
-                           "-p", "no:cacheprovider", "-q"], cwd=cases.parent, capture_output=True, text=True)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(cases),
+            "--qdq-backend",
+            "numpy",
+            "--qdq-out",
+            str(out),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        cwd=cases.parent,
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_run_into_its_own_bundle_or_with_force_goes_ahead(tmp_path):
@@ -145,8 +177,9 @@ def test_run_into_its_own_bundle_or_with_force_goes_ahead(tmp_path):
     assert (out / "previous" / "results.json").is_file()
     forced = tmp_path / "forced"
     _user_folder(forced)
-    done = run_qdq("run", str(cases), "--backend", "numpy", "--out", str(forced), "--no-report", "--force",
-                   cwd=tmp_path)
+    done = run_qdq(
+        "run", str(cases), "--backend", "numpy", "--out", str(forced), "--no-report", "--force", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     assert (forced / "notes.txt").read_text() == "mine"  # what a run does not produce is never touched
 
@@ -179,8 +212,18 @@ import pytest  # noqa: E402
 @pytest.mark.parametrize("version", ["../../x", "latest", "1.2; rm -rf /", " 1.0", "1.0/..", ">=1.20"])
 def test_a_matrix_version_that_is_not_pep_440_is_refused_before_anything_is_made(tmp_path, version):
     cache = tmp_path / "cache"
-    done = run_qdq("matrix", "cases/docs", "--onnxruntime", "1.32.0", "--onnxruntime", version,
-                   "--cache", str(cache), "--out", str(tmp_path / "m"))
+    done = run_qdq(
+        "matrix",
+        "cases/docs",
+        "--onnxruntime",
+        "1.32.0",
+        "--onnxruntime",
+        version,
+        "--cache",
+        str(cache),
+        "--out",
+        str(tmp_path / "m"),
+    )
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert repr(version) in done.stderr and "nothing was made" in done.stderr
     assert not cache.exists() and not (tmp_path / "m").exists()

@@ -60,10 +60,17 @@ def test_version_gated_override(case):
 
 
 def test_error_expectations(load_case):
-    case = load_case(CASE.replace("expect: {values: [1, 2, 3]}", "expect: {error: {category: invalid-axis, message: 'negative axis'}}"))[0]
+    case = load_case(
+        CASE.replace(
+            "expect: {values: [1, 2, 3]}", "expect: {error: {category: invalid-axis, message: 'negative axis'}}"
+        )
+    )[0]
     ok = Outcome(error=QdqError("invalid-axis", "x", native="unexpected negative axis"))
     assert judge(case, "numpy", None, ok).status == "pass"
-    assert judge(case, "numpy", None, Outcome(error=QdqError("invalid-axis", "x", native="axis 5 too big"))).kind == "wrong-error"
+    assert (
+        judge(case, "numpy", None, Outcome(error=QdqError("invalid-axis", "x", native="axis 5 too big"))).kind
+        == "wrong-error"
+    )
     assert judge(case, "numpy", None, Outcome(error=QdqError("scale-not-positive", "x"))).kind == "wrong-error"
     assert judge(case, "numpy", None, out(1, 2, 3)).kind == "missing-expected-error"
 
@@ -85,8 +92,11 @@ def test_documentation_deviation(load_case):
 
 
 def test_step_tolerance(load_case):
-    case = load_case(CASE.replace("value: 1}", "value: 0.5}").replace("expect: {values: [1, 2, 3]}",
-                                                                        "expect: {values: [1, 2, 3], tolerance: {steps: 1}}"))[0]
+    case = load_case(
+        CASE.replace("value: 1}", "value: 0.5}").replace(
+            "expect: {values: [1, 2, 3]}", "expect: {values: [1, 2, 3], tolerance: {steps: 1}}"
+        )
+    )[0]
     assert judge(case, "numpy", None, out(1, 2.5, 3)).status == "pass"  # one step of 0.5
     assert judge(case, "numpy", None, out(1, 3.5, 3)).status == "fail"  # three steps
 
@@ -100,10 +110,24 @@ def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
     from plugins.tensorrt.inspector import precision_details
 
     def engine(fmt):
-        details = precision_details(json.dumps({"Layers": [
-            {"Name": "c + y", "LayerType": "CaskConvolution", "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
-             "Outputs": [{"Name": "y", "Format/Datatype": fmt}]},
-            {"Name": "d [ONNX Layer: Conv]", "Inputs": [{"Format/Datatype": "Row major linear FP32 format"}]}]}))
+        details = precision_details(
+            json.dumps(
+                {
+                    "Layers": [
+                        {
+                            "Name": "c + y",
+                            "LayerType": "CaskConvolution",
+                            "Inputs": [{"Name": "xq", "Format/Datatype": fmt}],
+                            "Outputs": [{"Name": "y", "Format/Datatype": fmt}],
+                        },
+                        {
+                            "Name": "d [ONNX Layer: Conv]",
+                            "Inputs": [{"Format/Datatype": "Row major linear FP32 format"}],
+                        },
+                    ]
+                }
+            )
+        )
         return details["layer_types"], details["engine_layers"]
 
     assert unquantized(["c"], *engine("Thirty-two wide channel vectorized row major Int8 format.")) is None

@@ -17,12 +17,15 @@ def _case(rel: str, case_id: str):
     return next(c for c in load_file(REPO / "cases" / rel, REPO / "cases") if c.id == case_id)
 
 
-@pytest.mark.parametrize("case_id, rel, first", [
-    ("numerics/fp8-fp4-rounding::fp4-e2m1", "numerics/fp8-fp4-rounding.yaml", "10.8"),  # FP4: TensorRT 10.8
-    ("numerics/fp8-fp4-rounding::fp8-e4m3", "numerics/fp8-fp4-rounding.yaml", "10.0"),  # FP8: TensorRT 10.0
-    ("docs/s5-block-int4", "docs/s5-block-int4.yaml", "10.0"),  # INT4 block weights: TensorRT 10.0
-    ("rules/zero-point::zeros", "rules/zero-point.yaml", "8.2"),  # the zero-point input: TensorRT 8.2
-])
+@pytest.mark.parametrize(
+    "case_id, rel, first",
+    [
+        ("numerics/fp8-fp4-rounding::fp4-e2m1", "numerics/fp8-fp4-rounding.yaml", "10.8"),  # FP4: TensorRT 10.8
+        ("numerics/fp8-fp4-rounding::fp8-e4m3", "numerics/fp8-fp4-rounding.yaml", "10.0"),  # FP8: TensorRT 10.0
+        ("docs/s5-block-int4", "docs/s5-block-int4.yaml", "10.0"),  # INT4 block weights: TensorRT 10.0
+        ("rules/zero-point::zeros", "rules/zero-point.yaml", "8.2"),  # the zero-point input: TensorRT 8.2
+    ],
+)
 def test_requires_gates_each_tensorrt_backend_by_the_release_that_brought_the_feature(case_id, rel, first):
     case = _case(rel, case_id)
     before = {"10.8": "10.7.0.23", "10.0": "8.6.1", "8.2": "8.0.3"}[first]

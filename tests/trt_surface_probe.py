@@ -187,7 +187,9 @@ def apply_mutation(name: str) -> None:
     from plugins.tensorrt import compat as trt_compat, runtime as trt_runtime
 
     if name == "renamed-attribute":
-        trt_compat.TrtApi.add_quantize = lambda self, network, x, s, to: network.add_quantize_layer(x, s, self.dtype(to))
+        trt_compat.TrtApi.add_quantize = lambda self, network, x, s, to: network.add_quantize_layer(
+            x, s, self.dtype(to)
+        )
     elif name == "three-arg-quantize":
         trt_compat.TrtApi.add_quantize = lambda self, network, x, s, to: network.add_quantize(x, s, self.dtype(to))
     elif name == "execute-async-v2":
@@ -243,8 +245,16 @@ def main() -> None:
             except Exception as exc:
                 PROBLEMS.append(f"{case.id} (runtime): {type(exc).__name__}: {exc}")
     scratch.cleanup()
-    print(json.dumps({"version": real.__version__, "typing": sorted(branches), "used": sorted(USED),
-                      "problems": sorted(set(PROBLEMS))}))
+    print(
+        json.dumps(
+            {
+                "version": real.__version__,
+                "typing": sorted(branches),
+                "used": sorted(USED),
+                "problems": sorted(set(PROBLEMS)),
+            }
+        )
+    )
 
 
 class _Feeds(dict):

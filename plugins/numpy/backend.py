@@ -92,8 +92,11 @@ class _Built:
         if layer.compute:
             for operand in layer.operands:
                 if info.dtype(operand) not in dtypes.FLOAT_TYPES:
-                    raise QdqError("unsupported-type", f"{layer.op} {layer.name!r}: operand {operand!r} is "
-                                   f"{info.dtype(operand)}; the float side of a Q/DQ network takes FP32/FP16/BF16")
+                    raise QdqError(
+                        "unsupported-type",
+                        f"{layer.op} {layer.name!r}: operand {operand!r} is "
+                        f"{info.dtype(operand)}; the float side of a Q/DQ network takes FP32/FP16/BF16",
+                    )
             return None
         return self._check_qdq(layer)
 
@@ -106,10 +109,14 @@ class _Built:
             if out_type not in dtypes.QUANTIZED_TYPES:
                 raise QdqError("unsupported-type", f"Quantize output type {out_type}; INT8/INT4/FP8/FP4 only")
             if scale_type != in_type:
-                raise QdqError("unsupported-type", f"Quantize scale is {scale_type}, input is {in_type}: they must match")
+                raise QdqError(
+                    "unsupported-type", f"Quantize scale is {scale_type}, input is {in_type}: they must match"
+                )
         else:
             if in_type not in dtypes.QUANTIZED_TYPES:
-                raise QdqError("unsupported-type", f"Dequantize input {layer.input!r} is {in_type}; INT8/INT4/FP8/FP4 only")
+                raise QdqError(
+                    "unsupported-type", f"Dequantize input {layer.input!r} is {in_type}; INT8/INT4/FP8/FP4 only"
+                )
             if out_type not in dtypes.FLOAT_TYPES:
                 raise QdqError("unsupported-type", f"Dequantize output type {out_type}; FP32/FP16/BF16 only")
             if scale_type not in dtypes.FLOAT_TYPES:
@@ -128,13 +135,20 @@ class _Built:
         scale = info.constant_value(layer.scale)
         with np.errstate(invalid="ignore"):
             if not np.all(scale.astype(np.float64) > 0):
-                raise QdqError("scale-not-positive", f"{kind} {layer.name!r}: scale coefficients must be strictly positive")
+                raise QdqError(
+                    "scale-not-positive", f"{kind} {layer.name!r}: scale coefficients must be strictly positive"
+                )
         if layer.zero_point is not None:
             if info.constant_root(layer.zero_point) is None:
-                raise QdqError("zero-point-not-constant", f"{kind} zero point {layer.zero_point!r} is not a build-time constant")
+                raise QdqError(
+                    "zero-point-not-constant", f"{kind} zero point {layer.zero_point!r} is not a build-time constant"
+                )
             if info.shapes[layer.zero_point] != info.shapes[layer.scale]:
-                raise QdqError("zero-point-shape-mismatch", f"zero point shape {list(info.shapes[layer.zero_point])} "
-                               f"differs from scale shape {list(info.shapes[layer.scale])}")
+                raise QdqError(
+                    "zero-point-shape-mismatch",
+                    f"zero point shape {list(info.shapes[layer.zero_point])} "
+                    f"differs from scale shape {list(info.shapes[layer.scale])}",
+                )
             if np.any(info.constant_value(layer.zero_point).astype(np.float64) != 0):
                 raise QdqError("zero-point-nonzero", f"{kind} {layer.name!r}: zero point must only contain zeros")
         # Cast and invert the compact scale, then broadcast: no full-size copy of a per-tensor or per-channel scale.
@@ -179,7 +193,9 @@ class _Runner(Runner):
 class NumpyReference(Backend):
     name = "numpy"
     product = "numpy model of TensorRT's documented Q/DQ contract"
-    description = "executes TensorRT's documented Q/DQ contract in numpy + ml_dtypes (reciprocal scale, RNE, saturation)"
+    description = (
+        "executes TensorRT's documented Q/DQ contract in numpy + ml_dtypes (reciprocal scale, RNE, saturation)"
+    )
     isolated = False  # pure Python + numpy: in the pytest process, for speed (with the same timeout)
     models_contract = True  # the default reference of `expect: reference`
 
@@ -194,4 +210,3 @@ class NumpyReference(Backend):
         from plugins.numpy.repro import script
 
         return script(case)
-

@@ -76,8 +76,14 @@ def fused_pattern(info: NetworkInfo, q: Layer) -> dict | None:
         return None
     if x is None or w is None or (bias is not None and info.constant_root(bias) is None):
         return None
-    return {"op": src, "x": x, "w": w, "bias": bias, "relu": relu,
-            "sy": info.constant_value(q.scale).astype(np.float32).reshape(())}
+    return {
+        "op": src,
+        "x": x,
+        "w": w,
+        "bias": bias,
+        "relu": relu,
+        "sy": info.constant_value(q.scale).astype(np.float32).reshape(()),
+    }
 
 
 class _FusedRunner(_Runner):

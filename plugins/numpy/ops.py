@@ -31,8 +31,8 @@ def conv(layer, x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, dtype=np.
     k = w.shape[0]
     out = []
     for g in range(groups):
-        xs = cols[:, g * c // groups:(g + 1) * c // groups]
-        ws = w[g * k // groups:(g + 1) * k // groups].astype(dtype)
+        xs = cols[:, g * c // groups : (g + 1) * c // groups]
+        ws = w[g * k // groups : (g + 1) * k // groups].astype(dtype)
         out.append(np.einsum("nchwrs,kcrs->nkhw", xs, ws, dtype=dtype))
     y = np.concatenate(out, axis=1)
     if bias is not None:

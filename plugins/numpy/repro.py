@@ -15,20 +15,34 @@ def script(case: Case) -> str:
     info = NetworkInfo(case)
     compute = [layer.name for layer in case.network if layer.compute]
     if compute:
-        raise ValueError(f"the numpy repro script writes Q/DQ layers only; {case.id} has compute layers "
-                         f"({', '.join(compute)}): `qdq repro --backend onnxruntime` or `qdq export` write its model")
-    body = [header(case, "the numpy reference of TensorRT's documented contract"), "",
-            "DTYPES = {'float32': np.float32, 'float16': np.float16, 'bfloat16': ml_dtypes.bfloat16, 'int8': np.int8,",
-            "          'int4': ml_dtypes.int4, 'fp8': ml_dtypes.float8_e4m3fn, 'fp4': ml_dtypes.float4_e2m1fn,",
-            "          'uint8': np.uint8, 'int32': np.int32, 'int64': np.int64, 'float64': np.float64}",
-            "RANGES = {'int8': (-128, 127), 'int4': (-8, 7), 'fp8': (-448.0, 448.0), 'fp4': (-6.0, 6.0)}", "",
-            "", inputs_code(case), "",
-            _standalone(inspect.getsource(ref.quantize)), "", _standalone(inspect.getsource(ref.dequantize)), "",
-            "def run():", "    t = dict(INPUTS)"]
+        raise ValueError(
+            f"the numpy repro script writes Q/DQ layers only; {case.id} has compute layers "
+            f"({', '.join(compute)}): `qdq repro --backend onnxruntime` or `qdq export` write its model"
+        )
+    body = [
+        header(case, "the numpy reference of TensorRT's documented contract"),
+        "",
+        "DTYPES = {'float32': np.float32, 'float16': np.float16, 'bfloat16': ml_dtypes.bfloat16, 'int8': np.int8,",
+        "          'int4': ml_dtypes.int4, 'fp8': ml_dtypes.float8_e4m3fn, 'fp4': ml_dtypes.float4_e2m1fn,",
+        "          'uint8': np.uint8, 'int32': np.int32, 'int64': np.int64, 'float64': np.float64}",
+        "RANGES = {'int8': (-128, 127), 'int4': (-8, 7), 'fp8': (-448.0, 448.0), 'fp4': (-6.0, 6.0)}",
+        "",
+        "",
+        inputs_code(case),
+        "",
+        _standalone(inspect.getsource(ref.quantize)),
+        "",
+        _standalone(inspect.getsource(ref.dequantize)),
+        "",
+        "def run():",
+        "    t = dict(INPUTS)",
+    ]
     for layer in case.network:
         if layer.op == "constant":
-            body.append(f"    t[{layer.name!r}] = {array_code(info.constant_value(layer.name))}"
-                        f".reshape({list(info.shapes[layer.name])})")
+            body.append(
+                f"    t[{layer.name!r}] = {array_code(info.constant_value(layer.name))}"
+                f".reshape({list(info.shapes[layer.name])})"
+            )
         elif layer.op == "cast":
             body.append(f"    t[{layer.name!r}] = t[{layer.input!r}].astype(DTYPES[{layer.output_type!r}])  # cast")
         elif layer.op in ("quantize", "dequantize"):
@@ -42,7 +56,9 @@ def script(case: Case) -> str:
                 scale = f"np.broadcast_to(t[{layer.scale!r}].reshape({view}), {shape})"
             else:
                 scale = f"np.repeat(t[{layer.scale!r}], {g.block}, axis={g.axis})"
-            body.append(f"    t[{layer.name!r}] = {layer.op}(t[{layer.input!r}], {scale}, {layer.output_type!r})  # {g.kind}")
+            body.append(
+                f"    t[{layer.name!r}] = {layer.op}(t[{layer.input!r}], {scale}, {layer.output_type!r})  # {g.kind}"
+            )
     body.append(f"    return {{name: t[name] for name in {case.outputs!r}}}")
     return finish("\n".join(body) + "\n" + FOOTER)
 

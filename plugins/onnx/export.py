@@ -26,11 +26,23 @@ from harness.case import Case, Layer
 from harness.network import NetworkInfo
 
 ONNX_TYPES = {
-    "float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "bfloat16": TensorProto.BFLOAT16,
-    "int8": TensorProto.INT8, "uint8": TensorProto.UINT8, "int4": TensorProto.INT4, "int32": TensorProto.INT32,
-    "int64": TensorProto.INT64, "float64": TensorProto.DOUBLE, "fp8": TensorProto.FLOAT8E4M3FN,
-    "fp4": TensorProto.FLOAT4E2M1, "fp8e5m2": TensorProto.FLOAT8E5M2, "int16": TensorProto.INT16,
-    "uint16": TensorProto.UINT16, "uint4": TensorProto.UINT4, "int2": TensorProto.INT2, "uint2": TensorProto.UINT2,
+    "float32": TensorProto.FLOAT,
+    "float16": TensorProto.FLOAT16,
+    "bfloat16": TensorProto.BFLOAT16,
+    "int8": TensorProto.INT8,
+    "uint8": TensorProto.UINT8,
+    "int4": TensorProto.INT4,
+    "int32": TensorProto.INT32,
+    "int64": TensorProto.INT64,
+    "float64": TensorProto.DOUBLE,
+    "fp8": TensorProto.FLOAT8E4M3FN,
+    "fp4": TensorProto.FLOAT4E2M1,
+    "fp8e5m2": TensorProto.FLOAT8E5M2,
+    "int16": TensorProto.INT16,
+    "uint16": TensorProto.UINT16,
+    "uint4": TensorProto.UINT4,
+    "int2": TensorProto.INT2,
+    "uint2": TensorProto.UINT2,
 }
 
 
@@ -104,8 +116,10 @@ def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> E
             nodes.append(_compute_node(layer, info))
         else:
             nodes.extend(_qdq_nodes(layer, info, opset, inits))
-    outputs = [helper.make_tensor_value_info(name, ONNX_TYPES[info.dtype(name)], list(info.shapes[name]))
-               for name in case.outputs]
+    outputs = [
+        helper.make_tensor_value_info(name, ONNX_TYPES[info.dtype(name)], list(info.shapes[name]))
+        for name in case.outputs
+    ]
     extra = {}
     if readouts:
         for name in case.outputs:
@@ -175,13 +189,23 @@ def _compute_node(layer: Layer, info: NetworkInfo):
         attrs = {"kernel_shape": list(kernel), "strides": list(win["stride"]), "pads": list(win["pads"])}
         if layer.op == "conv":
             attrs.update(dilations=list(win["dilation"]), group=layer.attr("groups", 1))
-            return helper.make_node("Conv", [layer.input, layer.weight] + ([layer.bias] if layer.bias else []),
-                                    [layer.name], name=layer.name, **attrs)
+            return helper.make_node(
+                "Conv",
+                [layer.input, layer.weight] + ([layer.bias] if layer.bias else []),
+                [layer.name],
+                name=layer.name,
+                **attrs,
+            )
         kind = "MaxPool" if layer.attr("kind") == "max" else "AveragePool"  # count_include_pad=0: padding not counted
         return helper.make_node(kind, [layer.input], [layer.name], name=layer.name, **attrs)
     if layer.op == "concat":
-        return helper.make_node("Concat", list(layer.inputs), [layer.name], name=layer.name,
-                                axis=layer.axis if layer.axis is not None else 1)
+        return helper.make_node(
+            "Concat",
+            list(layer.inputs),
+            [layer.name],
+            name=layer.name,
+            axis=layer.axis if layer.axis is not None else 1,
+        )
     onnx_op = {"matmul": "MatMul", "add": "Add", "relu": "Relu"}[layer.op]
     return helper.make_node(onnx_op, list(layer.operands), [layer.name], name=layer.name)
 
@@ -200,7 +224,9 @@ def checked_export(case: Case, opset: int | None, categorize, *, readouts: bool 
     try:
         check(exported.model)
     except Exception as exc:
-        raise QdqError(categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)) from None
+        raise QdqError(
+            categorize(str(exc), "build"), f"onnx.checker: {str(exc).splitlines()[0]}", native=str(exc)
+        ) from None
     return exported
 
 
@@ -237,8 +263,10 @@ def export_command(case: Case, output, opset: int | None) -> tuple[int, str]:
     try:
         check(exported.model)
     except Exception as exc:
-        return 1, (f"the model of {case.id} (opset {exported.opset}) fails onnx.checker: "
-                   f"{str(exc).splitlines()[0]}; nothing written")
+        return 1, (
+            f"the model of {case.id} (opset {exported.opset}) fails onnx.checker: "
+            f"{str(exc).splitlines()[0]}; nothing written"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(exported.model.SerializeToString())
     written = []
@@ -246,5 +274,6 @@ def export_command(case: Case, output, opset: int | None) -> tuple[int, str]:
         target = output.parent / f"{output.stem}.{name}.npy"
         np.save(target, value, allow_pickle=False)
         written.append(target.name)
-    return 0, (f"{output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: "
-               f"{', '.join(written) or 'none'}")
+    return 0, (
+        f"{output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: {', '.join(written) or 'none'}"
+    )

@@ -36,8 +36,13 @@ def value_infos(model) -> dict:
     from onnx import shape_inference
 
     graph = shape_inference.infer_shapes(model).graph
-    return {vi.name: (vi.type.tensor_type.elem_type, [d.dim_value if d.dim_value > 0 else 1 for d in vi.type.tensor_type.shape.dim])
-            for vi in list(graph.input) + list(graph.value_info) + list(graph.output)}
+    return {
+        vi.name: (
+            vi.type.tensor_type.elem_type,
+            [d.dim_value if d.dim_value > 0 else 1 for d in vi.type.tensor_type.shape.dim],
+        )
+        for vi in list(graph.input) + list(graph.value_info) + list(graph.output)
+    }
 
 
 def _shape(infos: dict, name: str, inits: dict) -> list[int] | None:
@@ -92,13 +97,21 @@ def configurations(model, model_name: str, files: "_Files", infos: dict) -> list
         if quantized is None or real is None:
             continue
         axis = attrs.get("axis", 1) if scale.size > 1 else None
-        key = (kind, node.op_type, quantized, real, scale.shape, axis, attrs.get("block_size"),
-               hashlib.sha256(scale.tobytes()).hexdigest(), None if zp is None else zp.tobytes())
+        key = (
+            kind,
+            node.op_type,
+            quantized,
+            real,
+            scale.shape,
+            axis,
+            attrs.get("block_size"),
+            hashlib.sha256(scale.tobytes()).hexdigest(),
+            None if zp is None else zp.tobytes(),
+        )
         if key in seen:
             continue
         seen.add(key)
-        cases.append(_case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name,
-                           len(cases), files))
+        cases.append(_case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name, len(cases), files))
     return cases
 
 
@@ -151,42 +164,102 @@ def layer_cases(model, model_name: str, files: "_Files", start: int, infos: dict
         net = [{"op": "input", "name": "x", "dtype": real, "shape": shape}]
 
         def qdq(prefix, d, source, qtype):
-            layers = [{"op": "constant", "name": f"{prefix}s", "dtype": _case_type(inits[d["dq"].input[1]].data_type),
-                       "shape": list(d["scale"].shape), "value": files.value(f"{tag}-{prefix}s", d["scale"])}]
+            layers = [
+                {
+                    "op": "constant",
+                    "name": f"{prefix}s",
+                    "dtype": _case_type(inits[d["dq"].input[1]].data_type),
+                    "shape": list(d["scale"].shape),
+                    "value": files.value(f"{tag}-{prefix}s", d["scale"]),
+                }
+            ]
             extra = {"axis": d["axis"]} if d["axis"] is not None and d["scale"].ndim == 1 else {}
             if d["zp"] is not None:
-                layers.append({"op": "constant", "name": f"{prefix}zp", "dtype": qtype, "shape": list(d["zp"].shape),
-                               "value": files.value(f"{tag}-{prefix}zp", d["zp"])})
+                layers.append(
+                    {
+                        "op": "constant",
+                        "name": f"{prefix}zp",
+                        "dtype": qtype,
+                        "shape": list(d["zp"].shape),
+                        "value": files.value(f"{tag}-{prefix}zp", d["zp"]),
+                    }
+                )
                 extra["zero_point"] = f"{prefix}zp"
             if source is not None:
-                layers.append({"op": "quantize", "name": f"{prefix}q", "input": source, "scale": f"{prefix}s", **extra,
-                               "to": qtype})
+                layers.append(
+                    {
+                        "op": "quantize",
+                        "name": f"{prefix}q",
+                        "input": source,
+                        "scale": f"{prefix}s",
+                        **extra,
+                        "to": qtype,
+                    }
+                )
                 source = f"{prefix}q"
-            layers.append({"op": "dequantize", "name": f"{prefix}d", "input": source or f"{prefix}codes",
-                           "scale": f"{prefix}s", **extra, "to": _case_type(inits[d["dq"].input[1]].data_type)})
+            layers.append(
+                {
+                    "op": "dequantize",
+                    "name": f"{prefix}d",
+                    "input": source or f"{prefix}codes",
+                    "scale": f"{prefix}s",
+                    **extra,
+                    "to": _case_type(inits[d["dq"].input[1]].data_type),
+                }
+            )
             return layers
 
         net += qdq("x", xd, "x", quantized)
         if w[0] == "weight":
-            net.append({"op": "constant", "name": "w", "dtype": real, "shape": list(wd["float"].shape),
-                        "value": files.value(f"{tag}-w", wd["float"])})
+            net.append(
+                {
+                    "op": "constant",
+                    "name": "w",
+                    "dtype": real,
+                    "shape": list(wd["float"].shape),
+                    "value": files.value(f"{tag}-w", wd["float"]),
+                }
+            )
             net += qdq("w", wd, "w", quantized)
         else:
             codes_type = _case_type(inits[wd["dq"].input[0]].data_type)
-            net.append({"op": "constant", "name": "wcodes", "dtype": codes_type, "shape": list(wd["codes"].shape),
-                        "value": files.value(f"{tag}-wcodes", wd["codes"])})
+            net.append(
+                {
+                    "op": "constant",
+                    "name": "wcodes",
+                    "dtype": codes_type,
+                    "shape": list(wd["codes"].shape),
+                    "value": files.value(f"{tag}-wcodes", wd["codes"]),
+                }
+            )
             net += qdq("w", wd, None, codes_type)
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if node.op_type == "Conv":
             layer = {"op": "conv", "name": "c", "input": "xd", "weight": "wd"}
             if len(node.input) > 2 and node.input[2] in inits:
                 bias = numpy_helper.to_array(inits[node.input[2]])
-                net.append({"op": "constant", "name": "b", "dtype": real, "shape": list(bias.shape),
-                            "value": files.value(f"{tag}-b", bias)})
+                net.append(
+                    {
+                        "op": "constant",
+                        "name": "b",
+                        "dtype": real,
+                        "shape": list(bias.shape),
+                        "value": files.value(f"{tag}-b", bias),
+                    }
+                )
                 layer["bias"] = "b"
             pads = attrs.get("pads", [0, 0, 0, 0])
-            layer.update({k: v for k, v in (("stride", attrs.get("strides")), ("dilation", attrs.get("dilations")),
-                                            ("groups", attrs.get("group"))) if v not in (None, [1, 1], 1)})
+            layer.update(
+                {
+                    k: v
+                    for k, v in (
+                        ("stride", attrs.get("strides")),
+                        ("dilation", attrs.get("dilations")),
+                        ("groups", attrs.get("group")),
+                    )
+                    if v not in (None, [1, 1], 1)
+                }
+            )
             if any(pads):
                 layer["padding"] = [pads[0], pads[1], pads[2], pads[3]]
         else:
@@ -198,21 +271,43 @@ def layer_cases(model, model_name: str, files: "_Files", start: int, infos: dict
             q = after[0]
             sy = numpy_helper.to_array(inits[q.input[1]])
             if sy.size == 1:
-                net.append({"op": "constant", "name": "ys", "dtype": _case_type(inits[q.input[1]].data_type),
-                            "shape": list(sy.shape), "value": _nested(sy)})
+                net.append(
+                    {
+                        "op": "constant",
+                        "name": "ys",
+                        "dtype": _case_type(inits[q.input[1]].data_type),
+                        "shape": list(sy.shape),
+                        "value": _nested(sy),
+                    }
+                )
                 net.append({"op": "quantize", "name": "y", "input": "c", "scale": "ys", "to": quantized})
                 outputs = ["y"]
-        cases.append({"name": tag, "title": f"{model_name}: {node.op_type} {node.name or node.output[0]!r} with its "
-                      f"Q/DQ inputs{' and the Quantize after it' if outputs == ['y'] else ''}",
-                      "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
-                      "tags": ["imported", "layers", node.op_type.lower(), quantized],
-                      "network": net, "outputs": outputs,
-                      "inputs": {"x": {"random": {"seed": index, "distribution": "normal", "mean": 0,
-                                                  "std": float(np.max(xd["scale"])) * 40}}},
-                      # Float sums in another order (and division against the reciprocal) may move a result by a
-                      # rounding: a float output within 1e-5, a quantized one within one step.
-                      "expect": {"reference": {"tolerance": {"steps": 1} if outputs == ["y"] else
-                                               {"atol": 1e-5, "rtol": 1e-5}}}})
+        cases.append(
+            {
+                "name": tag,
+                "title": f"{model_name}: {node.op_type} {node.name or node.output[0]!r} with its "
+                f"Q/DQ inputs{' and the Quantize after it' if outputs == ['y'] else ''}",
+                "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
+                "tags": ["imported", "layers", node.op_type.lower(), quantized],
+                "network": net,
+                "outputs": outputs,
+                "inputs": {
+                    "x": {
+                        "random": {
+                            "seed": index,
+                            "distribution": "normal",
+                            "mean": 0,
+                            "std": float(np.max(xd["scale"])) * 40,
+                        }
+                    }
+                },
+                # Float sums in another order (and division against the reciprocal) may move a result by a
+                # rounding: a float output within 1e-5, a quantized one within one step.
+                "expect": {
+                    "reference": {"tolerance": {"steps": 1} if outputs == ["y"] else {"atol": 1e-5, "rtol": 1e-5}}
+                },
+            }
+        )
     return cases
 
 
@@ -226,40 +321,74 @@ def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name
         if int(np.prod(shape)) > MAX_ELEMENTS and len(shape) >= 2:
             shape = [1] + shape[1:]
         network.append({"op": "input", "name": "x", "dtype": real, "shape": shape})
-        inputs = {"x": {"random": {"seed": index, "distribution": "normal", "mean": 0,
-                                   "std": float(np.max(scale)) * 40 if scale.size else 1}}}
+        inputs = {
+            "x": {
+                "random": {
+                    "seed": index,
+                    "distribution": "normal",
+                    "mean": 0,
+                    "std": float(np.max(scale)) * 40 if scale.size else 1,
+                }
+            }
+        }
     else:
         value = numpy_helper.to_array(inits[src])
         value, trimmed = _trim(value)
         if axis not in (None, 0) and trimmed:
             value, trimmed = numpy_helper.to_array(inits[src]), False  # never cut along a per-channel axis
         network.append({"op": "input", "name": "unused", "dtype": "float32", "shape": [1]})
-        network.append({"op": "constant", "name": "x", "dtype": quantized if kind == "quantized-weight" else real,
-                        "shape": list(value.shape), "value": files.value(f"{index:03d}-x", value)})
+        network.append(
+            {
+                "op": "constant",
+                "name": "x",
+                "dtype": quantized if kind == "quantized-weight" else real,
+                "shape": list(value.shape),
+                "value": files.value(f"{index:03d}-x", value),
+            }
+        )
         inputs = {"unused": [0]}
         if scale.ndim == value.ndim and scale.shape[0] != value.shape[0] and axis == 0:
             scale = scale[: value.shape[0]]
-    network.append({"op": "constant", "name": "s", "dtype": _case_type(inits[node.input[1]].data_type),
-                    "shape": list(scale.shape), "value": _nested(scale)})
+    network.append(
+        {
+            "op": "constant",
+            "name": "s",
+            "dtype": _case_type(inits[node.input[1]].data_type),
+            "shape": list(scale.shape),
+            "value": _nested(scale),
+        }
+    )
     zp_layer = {}
     if zp is not None:
-        network.append({"op": "constant", "name": "zp", "dtype": quantized, "shape": list(zp.shape), "value": _nested(zp)})
+        network.append(
+            {"op": "constant", "name": "zp", "dtype": quantized, "shape": list(zp.shape), "value": _nested(zp)}
+        )
         zp_layer = {"zero_point": "zp"}
     axis_attr = {"axis": axis} if axis is not None and scale.ndim == 1 else {}
     if kind == "quantized-weight":
-        network.append({"op": "dequantize", "name": "y", "input": "x", "scale": "s", **zp_layer, **axis_attr, "to": real})
+        network.append(
+            {"op": "dequantize", "name": "y", "input": "x", "scale": "s", **zp_layer, **axis_attr, "to": real}
+        )
     else:
-        network.append({"op": "quantize", "name": "q", "input": "x", "scale": "s", **zp_layer, **axis_attr, "to": quantized})
-        network.append({"op": "dequantize", "name": "y", "input": "q", "scale": "s", **zp_layer, **axis_attr,
-                        "to": real})
+        network.append(
+            {"op": "quantize", "name": "q", "input": "x", "scale": "s", **zp_layer, **axis_attr, "to": quantized}
+        )
+        network.append(
+            {"op": "dequantize", "name": "y", "input": "q", "scale": "s", **zp_layer, **axis_attr, "to": real}
+        )
     granularity = "per-tensor" if scale.size == 1 else ("per-channel" if scale.ndim == 1 else "block")
     name = f"{index:03d}-{kind}-{quantized}-{granularity}"
-    return {"name": name,
-            "title": f"{model_name}: {kind} {granularity} {quantized} Q/DQ of {src!r} (node {node.name or node.output[0]!r})"
-                     + (" - cut to its first rows" if trimmed else ""),
-            "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
-            "tags": ["imported", kind, quantized, granularity],
-            "network": network, "outputs": ["y"], "inputs": inputs, "expect": "reference"}
+    return {
+        "name": name,
+        "title": f"{model_name}: {kind} {granularity} {quantized} Q/DQ of {src!r} (node {node.name or node.output[0]!r})"
+        + (" - cut to its first rows" if trimmed else ""),
+        "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
+        "tags": ["imported", kind, quantized, granularity],
+        "network": network,
+        "outputs": ["y"],
+        "inputs": inputs,
+        "expect": "reference",
+    }
 
 
 INLINE = 64  # constants up to this many elements are written in the YAML, larger ones as .npy beside it
@@ -288,10 +417,12 @@ def _nested(array: np.ndarray):
 
 
 def render(model_name: str, cases: list[dict]) -> str:
-    lines = ["# yaml-language-server: $schema=../../../harness/schema/case.schema.json",
-             f"# Written by `qdq import {model_name}`: the model's distinct Q/DQ configurations, expectations from the",
-             "# contract model (`reference`). Edit freely: state values you know, declare what a backend does.",
-             "cases:"]
+    lines = [
+        "# yaml-language-server: $schema=../../../harness/schema/case.schema.json",
+        f"# Written by `qdq import {model_name}`: the model's distinct Q/DQ configurations, expectations from the",
+        "# contract model (`reference`). Edit freely: state values you know, declare what a backend does.",
+        "cases:",
+    ]
     for c in cases:
         lines.append(f"  - name: {c['name']}")
         for key in ("title", "source", "tags"):
@@ -317,8 +448,10 @@ def graph_problem(graph) -> str | None:
             return f"{label} lacks its input or its scale (ONNX requires both)"
         missing = next((name for name in node.input if name not in known), None)
         if missing is not None:
-            return (f"{label} reads {missing!r}, which no earlier node, initializer or graph input makes (a cycle, "
-                    "nodes out of topological order, or a missing tensor)")
+            return (
+                f"{label} reads {missing!r}, which no earlier node, initializer or graph input makes (a cycle, "
+                "nodes out of topological order, or a missing tensor)"
+            )
         known.update(node.output)
     return None
 
@@ -348,8 +481,10 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
         cases = configurations(model, path.name, files, infos)
         cases += layer_cases(model, path.name, files, len(cases), infos)
     except Exception as exc:  # the last guard: a model the importer does not understand is one line, not a traceback
-        return 2, (f"{source}: the importer failed on this model ({type(exc).__name__}: {str(exc)[:200]}); nothing "
-                   "written; please report it with the model")
+        return 2, (
+            f"{source}: the importer failed on this model ({type(exc).__name__}: {str(exc)[:200]}); nothing "
+            "written; please report it with the model"
+        )
     if not cases:
         return 1, f"{source}: no QuantizeLinear/DequantizeLinear with a constant scale found; nothing written"
     ownership.claim(out, ownership.IMPORT_MARKER, f"qdq import {path.name}")

@@ -79,11 +79,12 @@ def case_of(test) -> dict:
     """One node test as the case format's mapping (plain data; `render` writes it)."""
     from onnx import helper
 
-
     node = test.model.graph.node[0]
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     inputs, outputs = test.data_sets[0]
-    graph_types = {vi.name: vi.type.tensor_type.elem_type for vi in list(test.model.graph.input) + list(test.model.graph.output)}
+    graph_types = {
+        vi.name: vi.type.tensor_type.elem_type for vi in list(test.model.graph.input) + list(test.model.graph.output)
+    }
     names = [n for n in node.input if n]
     arrays = {n: _array(v) for n, v in zip(names, inputs)}
     types = {n: _type_name(arrays[n], graph_types.get(n)) for n in names}
@@ -100,20 +101,29 @@ def case_of(test) -> dict:
         # The format implies a block from the scale's shape (the one dimension where it differs from x's).
         blocked = [d for d in range(x.ndim) if s.ndim == x.ndim and s.shape[d] != x.shape[d]]
         if blocked != [axis] or math.ceil(x.shape[axis] / s.shape[axis]) != attrs["block_size"]:
-            raise Unexpressible(f"{test.name}: block_size {attrs['block_size']} on axis {axis} is not what the "
-                                f"scale's shape {list(s.shape)} implies for x {list(x.shape)}")
+            raise Unexpressible(
+                f"{test.name}: block_size {attrs['block_size']} on axis {axis} is not what the "
+                f"scale's shape {list(s.shape)} implies for x {list(x.shape)}"
+            )
     from harness import dtypes
 
     feedable = dtypes.dtype(types[x_name]).bits >= 8
-    x_layer = ({"op": "input", "name": "x", "dtype": types[x_name], "shape": list(x.shape)} if feedable else
-               {"op": "constant", "name": "x", "dtype": types[x_name], "shape": list(x.shape), "value": _values(x)})
-    network = [x_layer, {"op": "constant", "name": "s", "dtype": types[s_name], "shape": list(s.shape), "value": _values(s)}]
+    x_layer = (
+        {"op": "input", "name": "x", "dtype": types[x_name], "shape": list(x.shape)}
+        if feedable
+        else {"op": "constant", "name": "x", "dtype": types[x_name], "shape": list(x.shape), "value": _values(x)}
+    )
+    network = [
+        x_layer,
+        {"op": "constant", "name": "s", "dtype": types[s_name], "shape": list(s.shape), "value": _values(s)},
+    ]
     op = "quantize" if node.op_type == "QuantizeLinear" else "dequantize"
     layer = {"op": op, "name": "y", "input": "x", "scale": "s"}
     if zp_name is not None:
         zp = arrays[zp_name]
-        network.append({"op": "constant", "name": "zp", "dtype": types[zp_name], "shape": list(zp.shape),
-                        "value": _values(zp)})
+        network.append(
+            {"op": "constant", "name": "zp", "dtype": types[zp_name], "shape": list(zp.shape), "value": _values(zp)}
+        )
         layer["zero_point"] = "zp"
     if s.size > 1 and s.ndim == 1:
         layer["axis"] = axis
@@ -122,10 +132,12 @@ def case_of(test) -> dict:
     case = {
         "name": test.name.removeprefix("test_").replace("_", "-"),
         "title": f"ONNX node test {test.name}: {node.op_type}, {types[x_name]} -> {y_type}"
-                 + (f", axis {attrs['axis']}" if "axis" in attrs else "")
-                 + (f", block_size {attrs['block_size']}" if "block_size" in attrs else ""),
-        "source": {"document": f"onnx {_onnx_version()}: {SOURCE_DIR}/{node.op_type.lower()}.py",
-                   "where": f"{node.op_type}.{_method(test.name, node.op_type)} -> expect(name={test.name!r})"},
+        + (f", axis {attrs['axis']}" if "axis" in attrs else "")
+        + (f", block_size {attrs['block_size']}" if "block_size" in attrs else ""),
+        "source": {
+            "document": f"onnx {_onnx_version()}: {SOURCE_DIR}/{node.op_type.lower()}.py",
+            "where": f"{node.op_type}.{_method(test.name, node.op_type)} -> expect(name={test.name!r})",
+        },
         "tags": ["onnx-node-test", node.op_type.lower(), types[x_name] if op == "dequantize" else y_type],
         "network": network,
         "outputs": ["y"],
@@ -165,8 +177,22 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
 
     found: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="qdq-import-") as tmp:
-        run = subprocess.run([sys.executable, "-m", "harness.cli", "run", *map(str, files), "--root", str(root),
-                              "--out", tmp, "--no-report"], capture_output=True, text=True)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness.cli",
+                "run",
+                *map(str, files),
+                "--root",
+                str(root),
+                "--out",
+                tmp,
+                "--no-report",
+            ],
+            capture_output=True,
+            text=True,
+        )
         doc = bundle.load(Path(tmp))
         if not doc.get("records"):
             raise RuntimeError(f"qdq run of the imported cases recorded nothing: {run.stderr[-2000:]}")
@@ -176,19 +202,28 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
                 continue
             info = doc["backends"][backend]
             contract = backend == _contract()
-            why = ("TensorRT's documented contract (the numpy model) differs from ONNX here: " if contract else
-                   f"measured when imported ({backend} {info['version']}): ")
+            why = (
+                "TensorRT's documented contract (the numpy model) differs from ONNX here: "
+                if contract
+                else f"measured when imported ({backend} {info['version']}): "
+            )
             entry = {"backend": backend}
             if not contract and info.get("version"):
                 entry["version"] = "==" + ".".join(info["version"].split(".")[:2]) + ".*"
             if record.get("error"):
                 error = record["error"]
-                found.setdefault(name, []).append({**entry, "expect": {"error": {"category": error["category"]}},
-                                                   "reason": why + error["message"].splitlines()[0][:300]})
+                found.setdefault(name, []).append(
+                    {
+                        **entry,
+                        "expect": {"error": {"category": error["category"]}},
+                        "reason": why + error["message"].splitlines()[0][:300],
+                    }
+                )
             elif record["kind"] == "numeric-mismatch":
                 got = bundle.record_outputs(Path(tmp), record)["y"]
-                found.setdefault(name, []).append({**entry, "expect": {"values": _values(got)},
-                                                   "reason": why + "other values"})
+                found.setdefault(name, []).append(
+                    {**entry, "expect": {"values": _values(got)}, "reason": why + "other values"}
+                )
     return found
 
 
@@ -203,8 +238,8 @@ def render(op_type: str, cases: list[dict]) -> str:
         "# yaml-language-server: $schema=../../harness/schema/case.schema.json",
         f"# Written by `qdq import --onnx-node-tests` from onnx {_onnx_version()}'s node test generators: do not edit by",
         "# hand; re-run the import. Inputs and expected outputs are ONNX's own (independent of this harness).",
-        f"source: {{document: \"onnx {_onnx_version()}: {SOURCE_DIR}/{op_type.lower()}.py\", "
-        f"where: \"{op_type} node tests\"}}",
+        f'source: {{document: "onnx {_onnx_version()}: {SOURCE_DIR}/{op_type.lower()}.py", '
+        f'where: "{op_type} node tests"}}',
         f"tags: [onnx-node-test, {op_type.lower()}]",
         "cases:",
     ]

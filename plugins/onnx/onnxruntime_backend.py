@@ -24,7 +24,10 @@ _PATTERNS = [
     (r"ceil\(Di/block_size\)|block_size", "block-shape-invalid"),
     (r"should have no zero point or all zero points should be 0", "zero-point-nonzero"),
     (r"zero_point.*shape|x_zero_point must|y_zero_point must|scale and zero_point", "zero-point-shape-mismatch"),
-    (r"NOT_IMPLEMENTED|Could not find an implementation|Type Error|unsupported type|type.*is invalid", "unsupported-type"),
+    (
+        r"NOT_IMPLEMENTED|Could not find an implementation|Type Error|unsupported type|type.*is invalid",
+        "unsupported-type",
+    ),
 ]
 
 categorize = categorizer(_PATTERNS)
@@ -52,7 +55,9 @@ class _Runner(Runner):
         try:
             results = dict(zip(fetch, self.session.run(fetch, {k: ort_feed(v) for k, v in feeds.items()})))
         except Exception as exc:
-            raise QdqError(categorize(str(exc), "run"), str(exc).splitlines()[0], native=str(exc), phase="run") from None
+            raise QdqError(
+                categorize(str(exc), "run"), str(exc).splitlines()[0], native=str(exc), phase="run"
+            ) from None
         return {name: read_output(name, results, self.case, self.readouts) for name in self.case.outputs}
 
     def deactivate(self) -> None:
@@ -78,8 +83,10 @@ def unfeedable(case: Case) -> str | None:
     """Why ONNX Runtime's Python API cannot take one of the case's network inputs, or None."""
     for layer in case.network:
         if layer.op == "input" and dtypes.dtype(layer.output_type).bits < 8:
-            return (f"input {layer.name!r} is {layer.output_type}: ONNX Runtime's Python API cannot feed it "
-                    "(its OrtValue from numpy takes whole bytes per element; ORT stores 4-bit types packed)")
+            return (
+                f"input {layer.name!r} is {layer.output_type}: ONNX Runtime's Python API cannot feed it "
+                "(its OrtValue from numpy takes whole bytes per element; ORT stores 4-bit types packed)"
+            )
     return None
 
 

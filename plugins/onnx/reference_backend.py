@@ -47,11 +47,17 @@ class _Runner(Runner):
             with np.errstate(all="ignore"):
                 values = self.evaluator.run(self.case.outputs, feeds)
         except Exception as exc:
-            raise QdqError(categorize(f"{type(exc).__name__}: {exc}", "run"), f"{type(exc).__name__}: {exc}".splitlines()[0],
-                           native=f"{type(exc).__name__}: {exc}", phase="run") from None
+            raise QdqError(
+                categorize(f"{type(exc).__name__}: {exc}", "run"),
+                f"{type(exc).__name__}: {exc}".splitlines()[0],
+                native=f"{type(exc).__name__}: {exc}",
+                phase="run",
+            ) from None
         info = NetworkInfo(self.case)
-        return {name: np.asarray(v).astype(dtypes.dtype(info.dtype(name)).np_type)
-                for name, v in zip(self.case.outputs, values)}
+        return {
+            name: np.asarray(v).astype(dtypes.dtype(info.dtype(name)).np_type)
+            for name, v in zip(self.case.outputs, values)
+        }
 
 
 class OnnxReferenceBackend(OnnxBackend):

@@ -26,14 +26,16 @@ from plugins.tensorrt.runtime import EngineRunner, gpu_status
 from harness.twin import TwinProbe
 
 
-
-
 class TrtRunner(Runner):
     def __init__(self, api: TrtApi, built: Built):
         self.api, self.built = api, built
         self.engine_runner: EngineRunner | None = None
-        self.details = {"typing": built.typing, "plan_bytes": len(built.plan), "engine_cache": built.engine_cache,
-                        "builder_warnings": [m for s, m in built.messages if s == "WARNING"][:20]}
+        self.details = {
+            "typing": built.typing,
+            "plan_bytes": len(built.plan),
+            "engine_cache": built.engine_cache,
+            "builder_warnings": [m for s, m in built.messages if s == "WARNING"][:20],
+        }
 
     def activate(self) -> None:
         self.engine_runner = EngineRunner(self.api.trt, self.built.plan, make_logger(self.api.trt))
@@ -49,7 +51,9 @@ class TrtRunner(Runner):
 
             self.details["layers"] = info[:20000]  # for the report; the verdict reads the parsed types below
             self.details.update(precision_details(info))
-            self.details["quantized"] = bool(re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info))
+            self.details["quantized"] = bool(
+                re.search(r'"Format/Datatype"\s*:\s*"[^"]*(Int8|INT8|FP8|Int4|INT4|FP4)', info)
+            )
 
     def infer(self, feeds):
         outputs = self.engine_runner.infer(feeds)
@@ -82,8 +86,12 @@ class TensorRTBackend(Backend):
         try:
             trt = self.module()
         except ImportError as exc:
-            return Availability(False, None, f"module missing: {exc.name or self.module_name} (the package index "
-                                             "holds only stubs that fetch NVIDIA's wheels at install time)")
+            return Availability(
+                False,
+                None,
+                f"module missing: {exc.name or self.module_name} (the package index "
+                "holds only stubs that fetch NVIDIA's wheels at install time)",
+            )
         except OSError as exc:
             return Availability(False, None, f"TensorRT libraries failed to load: {exc}")
         if self.needs_gpu:
@@ -120,8 +128,18 @@ class TensorRTBackend(Backend):
         api = self.api()
         if not self.needs_gpu:
             return self._build(api, case)
-        key = json.dumps([case.content_hash, self.name, api.typing, case.target, harness.__version__, api.version,
-                          self.details().get("gpu")], sort_keys=True)
+        key = json.dumps(
+            [
+                case.content_hash,
+                self.name,
+                api.typing,
+                case.target,
+                harness.__version__,
+                api.version,
+                self.details().get("gpu"),
+            ],
+            sort_keys=True,
+        )
         path = self.config.cache / "engines" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.plan"
         if path.exists():
             return Built(path.read_bytes(), api.typing, [("INFO", f"engine from the cache: {path}")], "hit")
@@ -162,4 +180,3 @@ class TensorRTStronglyTypedBackend(TensorRTBackend):
     product = "NVIDIA TensorRT (network API, strongly typed network)"
     description = "the case as a strongly typed TensorRT network (10.x; the same as `tensorrt` on 11.x)"
     strongly_typed = True
-

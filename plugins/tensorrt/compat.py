@@ -18,8 +18,18 @@ from types import ModuleType
 from harness.errors import QdqError
 
 # case type -> DataType member name
-DATA_TYPES = {"float32": "FLOAT", "float16": "HALF", "bfloat16": "BF16", "int8": "INT8", "int32": "INT32",
-              "int64": "INT64", "uint8": "UINT8", "fp8": "FP8", "int4": "INT4", "fp4": "FP4"}
+DATA_TYPES = {
+    "float32": "FLOAT",
+    "float16": "HALF",
+    "bfloat16": "BF16",
+    "int8": "INT8",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "fp8": "FP8",
+    "int4": "INT4",
+    "fp4": "FP4",
+}
 # case type -> builder flag a weakly typed network needs to allow it
 PRECISION_FLAGS = {"int8": "INT8", "fp8": "FP8", "int4": "INT4", "fp4": "FP4", "float16": "FP16", "bfloat16": "BF16"}
 
@@ -86,12 +96,16 @@ class TrtApi:
         if self.takes_output_type:
             return network.add_quantize(x, scale, self.dtype(to))
         if to != "int8":
-            raise QdqError("unsupported-type", f"TensorRT {self.version} quantizes to INT8 only (2-argument add_quantize)")
+            raise QdqError(
+                "unsupported-type", f"TensorRT {self.version} quantizes to INT8 only (2-argument add_quantize)"
+            )
         return network.add_quantize(x, scale)
 
     def add_dequantize(self, network, q, scale, to: str):
         if self.takes_output_type:
             return network.add_dequantize(q, scale, self.dtype(to))
         if to != "float32":
-            raise QdqError("unsupported-type", f"TensorRT {self.version} dequantizes to FP32 only (2-argument add_dequantize)")
+            raise QdqError(
+                "unsupported-type", f"TensorRT {self.version} dequantizes to FP32 only (2-argument add_dequantize)"
+            )
         return network.add_dequantize(q, scale)

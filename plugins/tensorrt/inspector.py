@@ -14,10 +14,21 @@ import json
 import re
 
 # Inspector format words -> harness type names (harness/dtypes.py), first match wins.
-_FORMATS = [(re.compile(p), t) for p, t in (
-    (r"Int8|INT8", "int8"), (r"FP8|Fp8|E4M3", "fp8"), (r"Int4|INT4", "int4"), (r"FP4|Fp4|E2M1", "fp4"),
-    (r"BF16|BFloat16|Bf16", "bfloat16"), (r"FP16|Half|Fp16", "float16"), (r"FP32|Float|Fp32", "float32"),
-    (r"Int32|INT32", "int32"), (r"Int64|INT64", "int64"), (r"Bool", "bool"))]
+_FORMATS = [
+    (re.compile(p), t)
+    for p, t in (
+        (r"Int8|INT8", "int8"),
+        (r"FP8|Fp8|E4M3", "fp8"),
+        (r"Int4|INT4", "int4"),
+        (r"FP4|Fp4|E2M1", "fp4"),
+        (r"BF16|BFloat16|Bf16", "bfloat16"),
+        (r"FP16|Half|Fp16", "float16"),
+        (r"FP32|Float|Fp32", "float32"),
+        (r"Int32|INT32", "int32"),
+        (r"Int64|INT64", "int64"),
+        (r"Bool", "bool"),
+    )
+]
 
 
 def type_of(fmt: str) -> str:
@@ -33,9 +44,13 @@ def engine_layers(inspector_json: str) -> dict[str, list[str]]:
         layers = json.loads(inspector_json).get("Layers", [])
     except (ValueError, AttributeError):
         return {}
-    return {str(layer.get("Name", "")): [type_of(str(t.get("Format/Datatype", ""))) for t in layer.get("Inputs", [])
-                                         if isinstance(t, dict)]
-            for layer in layers if isinstance(layer, dict)}
+    return {
+        str(layer.get("Name", "")): [
+            type_of(str(t.get("Format/Datatype", ""))) for t in layer.get("Inputs", []) if isinstance(t, dict)
+        ]
+        for layer in layers
+        if isinstance(layer, dict)
+    }
 
 
 def layer_types(engine: dict[str, list[str]]) -> dict[str, list[str]]:

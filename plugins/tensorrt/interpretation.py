@@ -10,10 +10,28 @@ attribute, else ONNX's default 1). Each difference is one line naming the node; 
 
 from __future__ import annotations
 
-_ONNX_TO_CASE = {1: "float32", 10: "float16", 16: "bfloat16", 3: "int8", 2: "uint8", 22: "int4", 17: "fp8", 23: "fp4",
-                 6: "int32"}
-_TRT_TO_CASE = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "UINT8": "uint8",
-                "INT4": "int4", "FP8": "fp8", "FP4": "fp4", "INT32": "int32"}
+_ONNX_TO_CASE = {
+    1: "float32",
+    10: "float16",
+    16: "bfloat16",
+    3: "int8",
+    2: "uint8",
+    22: "int4",
+    17: "fp8",
+    23: "fp4",
+    6: "int32",
+}
+_TRT_TO_CASE = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "UINT8": "uint8",
+    "INT4": "int4",
+    "FP8": "fp8",
+    "FP4": "fp4",
+    "INT32": "int32",
+}
 
 
 def onnx_semantics(model) -> dict[str, dict]:
@@ -21,8 +39,10 @@ def onnx_semantics(model) -> dict[str, dict]:
     from onnx import helper, shape_inference
 
     inferred = shape_inference.infer_shapes(model)
-    types = {vi.name: vi.type.tensor_type for vi in list(inferred.graph.value_info) + list(inferred.graph.input)
-             + list(inferred.graph.output)}
+    types = {
+        vi.name: vi.type.tensor_type
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    }
     inits = {i.name: i for i in model.graph.initializer}
 
     def elem(name):
@@ -51,9 +71,12 @@ def onnx_semantics(model) -> dict[str, dict]:
         many = scale_shape is not None and (len(scale_shape) > 1 or (len(scale_shape) == 1 and scale_shape[0] > 1))
         rank = len(shape(node.input[0]) or ())
         axis = attrs.get("axis", 1) if many else None
-        out[node.name or node.output[0]] = {"op": node.op_type, "to": _ONNX_TO_CASE.get(to, str(to)),
-                                            "axis": axis % rank if axis is not None and rank else axis,
-                                            "scale_shape": scale_shape}
+        out[node.name or node.output[0]] = {
+            "op": node.op_type,
+            "to": _ONNX_TO_CASE.get(to, str(to)),
+            "axis": axis % rank if axis is not None and rank else axis,
+            "scale_shape": scale_shape,
+        }
     return out
 
 
@@ -66,9 +89,12 @@ def parsed(trt, network) -> dict[str, dict]:
             continue
         layer.__class__ = trt.IQuantizeLayer if layer.type == trt.LayerType.QUANTIZE else trt.IDequantizeLayer
         to = str(layer.get_output(0).dtype).rsplit(".", 1)[-1]
-        out[layer.name] = {"op": "QuantizeLinear" if layer.type == trt.LayerType.QUANTIZE else "DequantizeLinear",
-                           "to": _TRT_TO_CASE.get(to, to), "axis": layer.axis,
-                           "scale_shape": tuple(layer.get_input(1).shape)}
+        out[layer.name] = {
+            "op": "QuantizeLinear" if layer.type == trt.LayerType.QUANTIZE else "DequantizeLinear",
+            "to": _TRT_TO_CASE.get(to, to),
+            "axis": layer.axis,
+            "scale_shape": tuple(layer.get_input(1).shape),
+        }
     return out
 
 
@@ -99,7 +125,9 @@ def differences(onnx_view: dict[str, dict], trt_view: dict[str, dict]) -> list[s
         if got["to"] != want["to"]:
             lines.append(f"{want['op']} {name!r}: {_whose(want, 'to')} output type {want['to']}, parsed as {got['to']}")
         if want["axis"] is not None and got["axis"] != want["axis"]:
-            lines.append(f"{want['op']} {name!r}: {_whose(want, 'axis')} axis {want['axis']}, parsed as axis {got['axis']}")
+            lines.append(
+                f"{want['op']} {name!r}: {_whose(want, 'axis')} axis {want['axis']}, parsed as axis {got['axis']}"
+            )
     return lines
 
 

@@ -22,7 +22,16 @@ MATRIX = {
         "about": "TensorRT VERSION: its bindings and API-surface check here; the GPU backends where TensorRT installs",
         "requirements": _tensorrt_bindings,
         "backends": ["numpy", "tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"],
-        "check": ["{python}", "-m", "pytest", "tests/test_trt_api_surface.py", "-q", "-p", "no:cacheprovider",
-                  "-k", "{version}"],
+        "check": [
+            "{python}",
+            "-m",
+            "pytest",
+            "tests/test_trt_api_surface.py",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-k",
+            "{version}",
+        ],
     },
 }

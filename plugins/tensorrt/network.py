@@ -30,13 +30,19 @@ _PATTERNS = [
     (r"unexpected negative axis|[Aa]xis .*(out of|invalid|range)|invalid axis", "invalid-axis"),
     (r"zero_point` whose coefficients aren't all zeros|symmetric quantization|shiftIsAllZeros", "zero-point-nonzero"),
     (r"[Zz]ero.?[Pp]oint.*(shape|dimension|same)", "zero-point-shape-mismatch"),
-    (r"Cannot compile for target|HW-specific datatypes|not supported on (this|the) (target|platform|device)", "unsupported-on-target"),
+    (
+        r"Cannot compile for target|HW-specific datatypes|not supported on (this|the) (target|platform|device)",
+        "unsupported-on-target",
+    ),
     (r"[Ss]cale.*(positive|> ?0)", "scale-not-positive"),
     (r"ScaleMode is illegal|scale.*(size|shape|dimension|count)|number of scales", "scale-shape-mismatch"),
     (r"[Bb]lock size|[Bb]locking dimension|[Bb]lock", "block-shape-invalid"),
     (r"build-time constant|must be a constant", "scale-not-constant"),
     (r"scalar", "scalar-input"),
-    (r"[Ss]ub-byte .*odd|odd (tensor volume|last dimension)|4-bit quantization requi\w* an even number", "sub-byte-odd-count"),
+    (
+        r"[Ss]ub-byte .*odd|odd (tensor volume|last dimension)|4-bit quantization requi\w* an even number",
+        "sub-byte-odd-count",
+    ),
     (r"[Vv]olume|too many elements|exceeds.*2\^31|INT32_MAX", "volume-limit"),
     (r"[Dd]ata ?[Tt]ype|type .*not supported|unsupported.*type|[Ii]nvalid.*type", "unsupported-type"),
 ]
@@ -126,8 +132,9 @@ def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
     if layer.op == "conv":
         w_shape = info.shapes[layer.weight]
         win = window(layer, tuple(w_shape[2:]))
-        made = network.add_convolution_nd(tensors[layer.input], w_shape[0], trt.Dims(w_shape[2:]), trt.Weights(),
-                                          trt.Weights())
+        made = network.add_convolution_nd(
+            tensors[layer.input], w_shape[0], trt.Dims(w_shape[2:]), trt.Weights(), trt.Weights()
+        )
         made.set_input(1, tensors[layer.weight])
         if layer.bias is not None:
             made.set_input(2, tensors[layer.bias])
@@ -144,7 +151,9 @@ def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
     elif layer.op == "add":
         a, b = (tensors[name] for name in layer.inputs)
         if len(info.shapes[layer.inputs[0]]) != len(info.shapes[layer.inputs[1]]):
-            raise QdqError("build-failed", f"add {layer.name!r}: TensorRT's elementwise layer needs operands of one rank")
+            raise QdqError(
+                "build-failed", f"add {layer.name!r}: TensorRT's elementwise layer needs operands of one rank"
+            )
         return network.add_elementwise(a, b, trt.ElementWiseOperation.SUM)
     elif layer.op == "relu":
         return network.add_activation(tensors[layer.input], trt.ActivationType.RELU)
@@ -202,15 +211,24 @@ def build_network(api: TrtApi, case: Case, logger):
             raise
         except (TypeError, ValueError, RuntimeError) as exc:
             messages = "\n".join(logger.errors())
-            raise QdqError(categorize(f"{messages}\n{exc}"), f"{layer.op} {layer.name!r}: {exc}".splitlines()[0],
-                           native=f"{messages}\n{exc}".strip()) from None
+            raise QdqError(
+                categorize(f"{messages}\n{exc}"),
+                f"{layer.op} {layer.name!r}: {exc}".splitlines()[0],
+                native=f"{messages}\n{exc}".strip(),
+            ) from None
     for name in case.outputs:
         network.mark_output(tensors[name])
     return builder, network, keep
 
 
-def build_engine(api: TrtApi, case: Case, target: str | None = None, onnx_model: bytes | None = None,
-                 timing_cache: Path | None = None, inspect_network=None) -> Built:
+def build_engine(
+    api: TrtApi,
+    case: Case,
+    target: str | None = None,
+    onnx_model: bytes | None = None,
+    timing_cache: Path | None = None,
+    inspect_network=None,
+) -> Built:
     """Build and serialize, from the case's layers or (`onnx_model`) through TensorRT's OnnxParser; raises QdqError
     with the captured builder or parser errors when refused."""
     trt = api.trt

@@ -18,8 +18,9 @@ class TensorRTOnnxBackend(TensorRTBackend):
         from plugins.onnx.export import export, opset_for  # onnx is imported when used, not when listed
 
         model = export(case, opset_for(case, self.config.opset)).model.SerializeToString()
-        return build_engine(api, case, case.target.get("compute_capability"), onnx_model=model,
-                            timing_cache=self._timing_cache(api))
+        return build_engine(
+            api, case, case.target.get("compute_capability"), onnx_model=model, timing_cache=self._timing_cache(api)
+        )
 
     def repro(self, case: Case) -> str:
         from plugins.onnx.export import opset_for

@@ -15,10 +15,20 @@ from plugins.onnx.repro import model_code
 DISTRIBUTIONS = {"cuda": "cuda-python", "tensorrt_rtx": "tensorrt-rtx"}  # module -> the package that installs it
 
 
-_TRT_TYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16", "int8": "int8", "int32": "int32",
-              "int64": "int64", "uint8": "uint8", "fp8": "fp8", "int4": "int4", "fp4": "fp4"}
+_TRT_TYPES = {
+    "float32": "float32",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "int8": "int8",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "fp8": "fp8",
+    "int4": "int4",
+    "fp4": "fp4",
+}
 
-_TRT_HELPERS = '''
+_TRT_HELPERS = """
 def dtype(name):
     return getattr(trt, name)
 
@@ -46,7 +56,7 @@ def weak_typing_flags(config, names):
     for name in names:  # precision flags exist up to 10.x; 11.x is always strongly typed
         if hasattr(trt.BuilderFlag, name):
             config.set_flag(getattr(trt.BuilderFlag, name))
-'''
+"""
 
 _TRT_RUN = '''
 def run(plan):
@@ -93,45 +103,65 @@ def _compute_code(layer, info) -> list[str]:
     """The script's lines for a compute layer, as plugins/tensorrt/network.py builds it."""
     from harness.shapes import window
 
-    op, n = layer.op, layer.name
+    op, _n = layer.op, layer.name
     if op == "matmul":
         a, b = layer.inputs
-        return [f"    layer = network.add_matrix_multiply(t[{a!r}], trt.MatrixOperation.NONE, t[{b!r}], "
-                "trt.MatrixOperation.NONE)"]
+        return [
+            f"    layer = network.add_matrix_multiply(t[{a!r}], trt.MatrixOperation.NONE, t[{b!r}], "
+            "trt.MatrixOperation.NONE)"
+        ]
     if op == "add":
         a, b = layer.inputs
         return [f"    layer = network.add_elementwise(t[{a!r}], t[{b!r}], trt.ElementWiseOperation.SUM)"]
     if op == "relu":
         return [f"    layer = network.add_activation(t[{layer.input!r}], trt.ActivationType.RELU)"]
     if op == "concat":
-        return [f"    layer = network.add_concatenation([{', '.join(f't[{i!r}]' for i in layer.inputs)}])",
-                f"    layer.axis = {layer.axis if layer.axis is not None else 1}"]
+        return [
+            f"    layer = network.add_concatenation([{', '.join(f't[{i!r}]' for i in layer.inputs)}])",
+            f"    layer.axis = {layer.axis if layer.axis is not None else 1}",
+        ]
     if op == "conv":
         w = info.shapes[layer.weight]
         win = window(layer, tuple(w[2:]))
-        lines = [f"    layer = network.add_convolution_nd(t[{layer.input!r}], {w[0]}, trt.Dims({list(w[2:])!r}), "
-                 "trt.Weights(), trt.Weights())",
-                 f"    layer.set_input(1, t[{layer.weight!r}])  # the kernel: a Dequantize output",
-                 f"    layer.num_groups = {layer.attr('groups', 1)}",
-                 f"    layer.dilation_nd = trt.Dims({list(win['dilation'])!r})"]
+        lines = [
+            f"    layer = network.add_convolution_nd(t[{layer.input!r}], {w[0]}, trt.Dims({list(w[2:])!r}), "
+            "trt.Weights(), trt.Weights())",
+            f"    layer.set_input(1, t[{layer.weight!r}])  # the kernel: a Dequantize output",
+            f"    layer.num_groups = {layer.attr('groups', 1)}",
+            f"    layer.dilation_nd = trt.Dims({list(win['dilation'])!r})",
+        ]
         if layer.bias is not None:
             lines.insert(2, f"    layer.set_input(2, t[{layer.bias!r}])")
     else:  # pool
         kind = "MAX" if layer.attr("kind") == "max" else "AVERAGE"
         win = window(layer, tuple(layer.attr("kernel")))
-        lines = [f"    layer = network.add_pooling_nd(t[{layer.input!r}], trt.PoolingType.{kind}, "
-                 f"trt.Dims({list(win['kernel'])!r}))"]
+        lines = [
+            f"    layer = network.add_pooling_nd(t[{layer.input!r}], trt.PoolingType.{kind}, "
+            f"trt.Dims({list(win['kernel'])!r}))"
+        ]
         if kind == "AVERAGE":
             lines.append("    layer.average_count_excludes_padding = True")
     t_, l_, b_, r_ = win["pads"]
-    return lines + [f"    layer.stride_nd = trt.Dims({list(win['stride'])!r})",
-                    f"    layer.pre_padding = trt.Dims({[t_, l_]!r})", f"    layer.post_padding = trt.Dims({[b_, r_]!r})"]
+    return lines + [
+        f"    layer.stride_nd = trt.Dims({list(win['stride'])!r})",
+        f"    layer.pre_padding = trt.Dims({[t_, l_]!r})",
+        f"    layer.post_padding = trt.Dims({[b_, r_]!r})",
+    ]
 
 
 def network_script(case: Case, module: str, product: str, strongly_typed: bool = False) -> str:
     info = NetworkInfo(case)
-    body = [header(case, product), f"import {module} as trt", "", inputs_code(case), _TRT_HELPERS, "",
-            "def build():", "    logger = trt.Logger(trt.Logger.WARNING)", "    builder = trt.Builder(logger)"]
+    body = [
+        header(case, product),
+        f"import {module} as trt",
+        "",
+        inputs_code(case),
+        _TRT_HELPERS,
+        "",
+        "def build():",
+        "    logger = trt.Logger(trt.Logger.WARNING)",
+        "    builder = trt.Builder(logger)",
+    ]
     if strongly_typed:
         body.append("    flags = network_flags() | (1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))")
     else:
@@ -140,7 +170,9 @@ def network_script(case: Case, module: str, product: str, strongly_typed: bool =
     for layer in case.network:
         n = layer.name
         if layer.op == "input":
-            body.append(f"    t[{n!r}] = network.add_input({n!r}, dtype({_TRT_TYPES[layer.output_type]!r}), {tuple(layer.shape)!r})")
+            body.append(
+                f"    t[{n!r}] = network.add_input({n!r}, dtype({_TRT_TYPES[layer.output_type]!r}), {tuple(layer.shape)!r})"
+            )
             continue
         if layer.op == "constant":
             value = info.constant_value(n)
@@ -152,8 +184,10 @@ def network_script(case: Case, module: str, product: str, strongly_typed: bool =
                 codes = np.ascontiguousarray(value).view(np.uint8).reshape(-1)
                 data = codes if layer.output_type == "fp8" else pack_nibbles(codes)
                 body.append(f"    keep.append({array_code(data)})  # {layer.output_type} codes")
-                body.append(f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights("
-                            f"dtype({layer.output_type!r}), keep[-1].ctypes.data, {int(value.size)}))")
+                body.append(
+                    f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights("
+                    f"dtype({layer.output_type!r}), keep[-1].ctypes.data, {int(value.size)}))"
+                )
             else:
                 body.append(f"    keep.append({array_code(value)}.reshape({list(info.shapes[n])}))")
                 body.append(f"    layer = network.add_constant({tuple(info.shapes[n])!r}, trt.Weights(keep[-1]))")
@@ -165,55 +199,91 @@ def network_script(case: Case, module: str, product: str, strongly_typed: bool =
             body += _compute_code(layer, info)
         else:
             fn = "add_quantize" if layer.op == "quantize" else "add_dequantize"
-            body.append(f"    layer = {fn}(network, t[{layer.input!r}], t[{layer.scale!r}], {_TRT_TYPES[layer.output_type]!r})")
+            body.append(
+                f"    layer = {fn}(network, t[{layer.input!r}], t[{layer.scale!r}], {_TRT_TYPES[layer.output_type]!r})"
+            )
             if layer.axis is not None:
                 body.append(f"    layer.axis = {layer.axis}")
             if layer.zero_point is not None:
                 body.append(f"    layer.set_input(2, t[{layer.zero_point!r}])  # the zero point")
-        body += [f"    layer.name = {n!r}", f"    layer.get_output(0).name = {n!r}", f"    t[{n!r}] = layer.get_output(0)"]
+        body += [
+            f"    layer.name = {n!r}",
+            f"    layer.get_output(0).name = {n!r}",
+            f"    t[{n!r}] = layer.get_output(0)",
+        ]
     for name in case.outputs:
         body.append(f"    network.mark_output(t[{name!r}])")
     types = sorted({info.dtype(l.name) for l in case.network})
-    flags = sorted({"INT8"} | {f for t, f in (("fp8", "FP8"), ("int4", "INT4"), ("fp4", "FP4"), ("float16", "FP16"),
-                                              ("bfloat16", "BF16")) if t in types})
+    flags = sorted(
+        {"INT8"}
+        | {
+            f
+            for t, f in (("fp8", "FP8"), ("int4", "INT4"), ("fp4", "FP4"), ("float16", "FP16"), ("bfloat16", "BF16"))
+            if t in types
+        }
+    )
     body += ["    config = builder.create_builder_config()"]
     if not strongly_typed:
         body.append(f"    weak_typing_flags(config, {flags!r})")
     target = case.target.get("compute_capability")
     if target:
-        body += ["    config.num_compute_capabilities = 1",
-                 f"    config.set_compute_capability(trt.ComputeCapability.{target}, 0)"]
-    body += ["    plan = builder.build_serialized_network(network, config)",
-             "    if plan is None:", "        raise SystemExit('build_serialized_network returned None (see the errors above)')",
-             "    print(f'build_serialized_network: {plan.nbytes} bytes')", "    return bytes(plan)", "", _TRT_RUN, "",
-             "", "def run_case():", "    return run(build())"]
+        body += [
+            "    config.num_compute_capabilities = 1",
+            f"    config.set_compute_capability(trt.ComputeCapability.{target}, 0)",
+        ]
+    body += [
+        "    plan = builder.build_serialized_network(network, config)",
+        "    if plan is None:",
+        "        raise SystemExit('build_serialized_network returned None (see the errors above)')",
+        "    print(f'build_serialized_network: {plan.nbytes} bytes')",
+        "    return bytes(plan)",
+        "",
+        _TRT_RUN,
+        "",
+        "",
+        "def run_case():",
+        "    return run(build())",
+    ]
     return finish("\n".join(body) + "\n" + FOOTER.replace("outputs = run()", "outputs = run_case()"), DISTRIBUTIONS)
 
 
 def _data_loader(case: Case) -> str:
     """Polygraphy's --data-loader-script: yields the case's inputs from the .npy files beside it."""
-    return ("import pathlib\n\nimport numpy as np\n\n\ndef load_data():\n    folder = pathlib.Path(__file__).parent\n"
-            f"    yield {{name: np.load(folder / (name + '.npy'), allow_pickle=False) for name in {list(case.inputs)!r}}}\n")
+    return (
+        "import pathlib\n\nimport numpy as np\n\n\ndef load_data():\n    folder = pathlib.Path(__file__).parent\n"
+        f"    yield {{name: np.load(folder / (name + '.npy'), allow_pickle=False) for name in {list(case.inputs)!r}}}\n"
+    )
 
 
 def onnx_parser_script(case: Case, opset: int) -> str:
-    return finish("\n".join([
-        header(case, "TensorRT's ONNX parser"), "import pathlib", "", model_code(case, opset), "",
-        inputs_code(case), "",
-        "if __name__ == '__main__':",
-        "    folder = pathlib.Path(__file__).with_suffix('')",
-        "    folder.mkdir(exist_ok=True)",
-        "    (folder / 'model.onnx').write_bytes(build_model().SerializeToString())",
-        "    for name, value in INPUTS.items():",
-        "        np.save(folder / f'{name}.npy', value, allow_pickle=False)",
-        "        value.tofile(folder / f'{name}.bin')  # trtexec --loadInputs reads raw binary",
-        f"    (folder / 'data_loader.py').write_text({_data_loader(case)!r})",
-        "    print('wrote', folder / 'model.onnx', 'and its inputs')",
-        "    print('cd', folder, '&& trtexec --onnx=model.onnx --stronglyTyped"
-        + (" --loadInputs=" + ",".join(f"{n}:{n}.bin" for n in case.inputs) if case.inputs else "") + " --dumpOutput')",
-        "    print('cd', folder, '&& polygraphy run model.onnx --trt --onnxrt --strongly-typed"
-        f" --data-loader-script data_loader.py --check-error-stat elemwise {polygraphy_tolerance(case)}')",
-    ]) + "\n")
+    return finish(
+        "\n".join(
+            [
+                header(case, "TensorRT's ONNX parser"),
+                "import pathlib",
+                "",
+                model_code(case, opset),
+                "",
+                inputs_code(case),
+                "",
+                "if __name__ == '__main__':",
+                "    folder = pathlib.Path(__file__).with_suffix('')",
+                "    folder.mkdir(exist_ok=True)",
+                "    (folder / 'model.onnx').write_bytes(build_model().SerializeToString())",
+                "    for name, value in INPUTS.items():",
+                "        np.save(folder / f'{name}.npy', value, allow_pickle=False)",
+                "        value.tofile(folder / f'{name}.bin')  # trtexec --loadInputs reads raw binary",
+                f"    (folder / 'data_loader.py').write_text({_data_loader(case)!r})",
+                "    print('wrote', folder / 'model.onnx', 'and its inputs')",
+                "    print('cd', folder, '&& trtexec --onnx=model.onnx --stronglyTyped"
+                + (" --loadInputs=" + ",".join(f"{n}:{n}.bin" for n in case.inputs) if case.inputs else "")
+                + " --dumpOutput')",
+                "    print('cd', folder, '&& polygraphy run model.onnx --trt --onnxrt --strongly-typed"
+                f" --data-loader-script data_loader.py --check-error-stat elemwise {polygraphy_tolerance(case)}')",
+            ]
+        )
+        + "\n"
+    )
 
 
 def polygraphy_tolerance(case: Case) -> str:

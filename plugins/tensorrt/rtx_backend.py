@@ -42,8 +42,10 @@ class _BuildOnlyRunner(TrtRunner):
             if not _UNSUPPORTED_GPU.search(exc.native):
                 raise
             cc = self.backend.details().get("compute_capability", "unknown")
-            self.backend.unsupported_gpu = (f"this GPU (compute capability {cc}) cannot run TensorRT-RTX engines; "
-                                            f"NVIDIA's runtime: {exc.native.strip()}")
+            self.backend.unsupported_gpu = (
+                f"this GPU (compute capability {cc}) cannot run TensorRT-RTX engines; "
+                f"NVIDIA's runtime: {exc.native.strip()}"
+            )
             raise BuiltNotRun(f"{built}, {self.backend.unsupported_gpu}", kind="unsupported-gpu") from None
 
 

@@ -32,15 +32,24 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         def check(network):
             found.extend(interpretation.differences(meaning, interpretation.parsed(api.trt, network)))
 
-        built = build_engine(api, case, case.target.get("compute_capability"), onnx_model=model.SerializeToString(),
-                             timing_cache=self._timing_cache(api), inspect_network=check)
+        built = build_engine(
+            api,
+            case,
+            case.target.get("compute_capability"),
+            onnx_model=model.SerializeToString(),
+            timing_cache=self._timing_cache(api),
+            inspect_network=check,
+        )
         if found:
-            raise QdqError("interpretation-mismatch", "; ".join(found) + " (the engine builds)",
-                           native="\n".join(found))
+            raise QdqError(
+                "interpretation-mismatch", "; ".join(found) + " (the engine builds)", native="\n".join(found)
+            )
         return built
 
     def repro(self, case: Case) -> str:
         from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 
-        return onnx_parser_script(case, opset_for(case, self.config.opset))  # the model and its inputs, for NVIDIA's tools
+        return onnx_parser_script(
+            case, opset_for(case, self.config.opset)
+        )  # the model and its inputs, for NVIDIA's tools

@@ -12,8 +12,17 @@ import numpy as np
 
 from harness.errors import QdqError
 
-_NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "BF16": ml_dtypes.bfloat16, "INT8": np.int8, "INT32": np.int32,
-          "INT64": np.int64, "UINT8": np.uint8, "BOOL": np.bool_, "FP8": ml_dtypes.float8_e4m3fn}
+_NUMPY = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "BOOL": np.bool_,
+    "FP8": ml_dtypes.float8_e4m3fn,
+}
 
 
 def cuda_runtime():
@@ -33,7 +42,10 @@ def gpu_status() -> tuple[bool, str]:
     err, count = cudart.cudaGetDeviceCount()
     if int(err) != 0:
         _, text = cudart.cudaGetErrorString(err)
-        return False, f"no usable CUDA driver: {err.name if hasattr(err, 'name') else err} ({text.decode() if isinstance(text, bytes) else text})"
+        return (
+            False,
+            f"no usable CUDA driver: {err.name if hasattr(err, 'name') else err} ({text.decode() if isinstance(text, bytes) else text})",
+        )
     if not count:
         return False, "no GPU: cudaGetDeviceCount() is 0"
     return True, ""
@@ -76,8 +88,12 @@ class EngineRunner:
             # The runtime says why in its log (e.g. TensorRT-RTX on a GPU it does not support): keep its words.
             logged = [m for _, m in getattr(self.logger, "messages", [])]
             native = "\n".join(logged) or "deserialize_cuda_engine returned None"
-            raise QdqError("runtime-failed", f"deserialize_cuda_engine returned None: {native.splitlines()[0]}",
-                           native=native, phase="run")
+            raise QdqError(
+                "runtime-failed",
+                f"deserialize_cuda_engine returned None: {native.splitlines()[0]}",
+                native=native,
+                phase="run",
+            )
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
 
@@ -95,13 +111,22 @@ class EngineRunner:
             shape = tuple(self.context.get_tensor_shape(name))
             if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 value = np.asarray(feeds[name])
-                host = _pack_int4(value) if type_name == "INT4" else np.ascontiguousarray(value.astype(_NUMPY[type_name]))
+                host = (
+                    _pack_int4(value) if type_name == "INT4" else np.ascontiguousarray(value.astype(_NUMPY[type_name]))
+                )
                 device = _check(cudart.cudaMalloc(max(host.nbytes, 1)))
-                _check(cudart.cudaMemcpyAsync(device, host.ctypes.data, host.nbytes,
-                                              cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+                _check(
+                    cudart.cudaMemcpyAsync(
+                        device, host.ctypes.data, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream
+                    )
+                )
             else:
                 count = int(np.prod(shape))
-                host = np.empty((count + 1) // 2, np.uint8) if type_name in ("INT4", "FP4") else np.empty(shape, _NUMPY[type_name])
+                host = (
+                    np.empty((count + 1) // 2, np.uint8)
+                    if type_name in ("INT4", "FP4")
+                    else np.empty(shape, _NUMPY[type_name])
+                )
                 device = _check(cudart.cudaMalloc(max(host.nbytes, 1)))
                 outputs[name] = (host, device, type_name, shape)
             self.buffers.append(device)
@@ -113,8 +138,11 @@ class EngineRunner:
                 raise QdqError("runtime-failed", "execute_async_v3 returned False", phase="run")
             _check(cudart.cudaEventRecord(events[1], self.stream))
             for host, device, _, _ in outputs.values():
-                _check(cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes,
-                                              cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+                _check(
+                    cudart.cudaMemcpyAsync(
+                        host.ctypes.data, device, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream
+                    )
+                )
             _check(cudart.cudaStreamSynchronize(self.stream))
             self.gpu_ms = float(_check(cudart.cudaEventElapsedTime(events[0], events[1])))
         finally:
