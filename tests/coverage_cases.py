@@ -24,12 +24,12 @@ OUT = ROOT / "cases" / "coverage"
 REQ_10_0 = {
     "backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"],
     "version": ">=10.0",
-    "reason": "FP8 and INT4 quantize/dequantize arrived in TensorRT 10.0 (shared/notes/tensorrt.md)",
+    "reason": "FP8 and INT4 quantize/dequantize arrived in TensorRT 10.0 (docs/tensorrt-versions.md)",
 }
 REQ_10_8 = {
     "backend": ["tensorrt", "tensorrt-strongly-typed", "tensorrt-onnx"],
     "version": ">=10.8",
-    "reason": "FP4 E2M1 quantize/dequantize arrived in TensorRT 10.8 (shared/notes/tensorrt.md)",
+    "reason": "FP4 E2M1 quantize/dequantize arrived in TensorRT 10.8 (docs/tensorrt-versions.md)",
 }
 REQUIRES = {"int8": None, "int4": REQ_10_0, "fp8": REQ_10_0, "fp4": REQ_10_8}
 

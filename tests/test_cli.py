@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, run_qdq, stored_outputs
 
-# The documented matrices, copied from the source documents (shared/docs/README.md), not from the case files.
+# The documented matrices, copied from the source documents (docs/sources.md; the cookbook and operator pages), not from the case files.
 S1 = [
     [[0, 2, 4, 6, 8], [11, 13, 15, 17, 19], [21, 23, 25, 28, 30], [32, 34, 36, 38, 40]],
     [[42, 44, 47, 49, 51], [53, 55, 57, 59, 61], [63, 66, 68, 70, 72], [74, 76, 78, 80, 83]],

@@ -56,7 +56,7 @@ def test_fp4_grid():
 
 
 def test_non_finite_policy():
-    # Documented in plugins/numpy_reference.py: ±Inf saturate; NaN -> 0 for INT8/INT4/FP4, NaN stays NaN in FP8.
+    # Documented in plugins/numpy/backend.py: ±Inf saturate; NaN -> 0 for INT8/INT4/FP4, NaN stays NaN in FP8.
     x = [np.nan, np.inf, -np.inf]
     assert q(x, "int8").tolist() == [0, 127, -128]
     assert q(x, "int4").astype(int).tolist() == [0, 7, -8]

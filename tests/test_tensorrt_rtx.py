@@ -76,7 +76,7 @@ def test_repro_script_runs_to_build_serialized_network(tmp_path):
     assert run.returncode != 0 and "aren't all zeros" in run.stdout + run.stderr
 
 
-# What TensorRT-RTX 1.7.1 logged on an H100 (shared/notes/tensorrt-rtx.md), fed through a runtime whose
+# What TensorRT-RTX 1.7.1 logged on an H100 (docs/tensorrt-rtx.md), fed through a runtime whose
 # deserialize_cuda_engine answers as it did there: None, with this message in the log.
 HOPPER_REFUSAL = (
     "IRuntime::deserializeCudaEngine: Error Code 6: API Usage Error (The engine cannot run on this GPU, "
@@ -201,7 +201,7 @@ def test_fp8_and_int4_constants_reach_the_builder_as_typed_weights():
 
 def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
     # A QuantizeLinear with neither zero point nor output_dtype means UINT8 in ONNX; TensorRT-RTX 1.7's parser makes
-    # an INT8 Quantize of it (shared/notes/tensorrt-rtx.md). The check reads the parsed layer back and says so.
+    # an INT8 Quantize of it (docs/tensorrt-rtx.md). The check reads the parsed layer back and says so.
     from harness.caseload import load_file
     from harness.execute import execute
 

@@ -2,7 +2,7 @@
 
 The bindings wheels (about 1 MB each) are real binary wheels that fail to import only because libnvinfer is
 missing; link stubs for the few C entry points they need (generated from the wheel's own undefined symbols, as in
-shared/notes/tensorrt.md 8.8) let them import. tests/trt_surface_probe.py then runs the backends' network and
+docs/tensorrt-versions.md, "The Python API per version") let them import. tests/trt_surface_probe.py then runs the backends' network and
 runtime code against each version through recording proxies. Without package-index access or gcc/binutils the
 tests skip with that reason.
 """

@@ -1,4 +1,4 @@
-"""`onnxruntime`: the case exported to ONNX (harness/onnx_export.py) and run on ONNX Runtime's CPU provider.
+"""`onnxruntime`: the case exported to ONNX (plugins/onnx/export.py) and run on ONNX Runtime's CPU provider.
 
 ONNX semantics, not TensorRT's: QuantizeLinear divides by the scale, applies zero points, defaults `axis` to 1 and
 accepts any scale sign. Shape errors arrive at `run()`, not at session creation. Its Python API cannot return INT4

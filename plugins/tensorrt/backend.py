@@ -1,7 +1,7 @@
 """`tensorrt`: the case built with TensorRT's network API, as the documents do (add_input, add_constant, add_cast,
 add_quantize/add_dequantize, axis, set_input(2, zero_point)), serialized and run on a GPU with cuda-python.
 
-Supports 8.6, 10.x and 11.x through harness/trt_compat.py (branches chosen by the module's features). On 8.6 and
+Supports 8.6, 10.x and 11.x through plugins/tensorrt/compat.py (branches chosen by the module's features). On 8.6 and
 10.x the network is weakly typed with precision flags; `tensorrt-strongly-typed` builds the same case strongly
 typed (10.x; on 11.x both are the same, strong typing being always on). Needs the full TensorRT libraries and a
 GPU; elsewhere it is unavailable with the precise reason, and every case is a skip.

@@ -2,7 +2,7 @@
 and TensorRT-RTX (whose network API is TensorRT 11.x's).
 
 Every branch is chosen from the module's own features, never from version strings (measured per version from the
-binding wheels, shared/notes/tensorrt.md section 4):
+binding wheels, docs/tensorrt-versions.md):
 - `IQuantizeLayer.to_type` exists from 10.0: `add_quantize/add_dequantize` take an output type (optional in 10.x,
   required from 11.0); 8.6 has only the 2-argument form (INT8 out, FP32 in/out).
 - `NetworkDefinitionCreationFlag.EXPLICIT_BATCH` is needed on 8.6, ignored on 10.x, gone on 11.x.

@@ -1,7 +1,7 @@
 """How TensorRT's ONNX parser read a model's QuantizeLinear/DequantizeLinear nodes, against ONNX's semantics.
 
 The parsed network is read back layer by layer (QUANTIZE/DEQUANTIZE layers: `axis`, `to_type`, the output's type,
-the scale input's shape; measured with TensorRT-RTX 1.7, shared/notes/tensorrt-rtx.md). ONNX's meaning is read
+the scale input's shape; measured with TensorRT-RTX 1.7, docs/tensorrt-rtx.md). ONNX's meaning is read
 from the model itself: the output type (output_dtype, else the zero point's type, else UINT8 for QuantizeLinear;
 output_dtype, else the scale's type for DequantizeLinear) and, for a per-axis or blocked scale, the axis (the
 attribute, else ONNX's default 1). Each difference is one line naming the node; the parser's silent choices

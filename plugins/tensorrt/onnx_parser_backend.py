@@ -1,4 +1,4 @@
-"""`tensorrt-onnx`: the case exported to ONNX (harness/onnx_export.py) and imported with TensorRT's OnnxParser,
+"""`tensorrt-onnx`: the case exported to ONNX (plugins/onnx/export.py) and imported with TensorRT's OnnxParser,
 the path real QAT models take (pytorch_quantization, TensorRT Model Optimizer); then built and run like
 `tensorrt`. Parser errors map to the shared categories."""
 
