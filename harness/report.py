@@ -412,8 +412,15 @@ def mark_declared_deviations(alluredir: Path) -> int:
         message = (result.get("statusDetails") or {}).get("message") or ""
         if result.get("status") == "skipped" and re.match(r"XFAIL (DECLARED|DOCUMENTATION)-DEVIATION: ", message):
             result["status"] = "unknown"
-            result["statusDetails"]["message"] = message[len("XFAIL ") :].split("\n\n_pytest.outcomes.XFailed")[0]
+            reason = message[len("XFAIL ") :].split("\n\n_pytest.outcomes.XFailed")[0]
+            result["statusDetails"]["message"] = reason
             result["statusDetails"]["trace"] = ""
+            # Allure's page for an "unknown" result shows no status message: the reason goes in the description,
+            # which every result page shows at its top.
+            if reason not in (result.get("description") or ""):
+                result["description"] = f"**{reason.split(':', 1)[0]}**: {reason.split(':', 1)[-1].strip()}" + (
+                    "\n\n" + result["description"] if result.get("description") else ""
+                )
             path.write_text(json.dumps(result))
             changed += 1
     return changed

@@ -29,7 +29,7 @@ CLASSES: dict[str, tuple[str, str]] = {
     "built": ("built", "skip: built for real, no GPU (or no supported GPU) to run it: a build verdict only"),
     "unsupported": ("n/s", "skip: a feature this backend lacks (shown by a valid twin of the case)"),
     "version": ("ver", "skip: the case needs another version of the backend"),
-    "skip": ("skip", "skip: another reason (see below)"),
+    "skip": ("skip", "skip: another reason (the skips, by kind, are listed above)"),
 }
 COLOUR = {
     "pass": "#d8f0d8",
@@ -145,20 +145,27 @@ def terminal(doc: dict, width: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def skip_lines(doc: dict) -> list[str]:
-    """Skips grouped by backend and class, with one reason each: 'n/i' and 'built' read differently."""
+def skip_groups(doc: dict) -> list[tuple[str, str, int, str]]:
+    """(what kind of skip, backend, how many, one reason) per typed skip kind and backend: one line where a matrix
+    would repeat the same reason in hundreds of cells."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in doc["records"]:
         if r["status"] == "skip":
-            groups.setdefault((r.get("backend") or "file", cell_class(r)), []).append(r)
+            groups.setdefault((skips.SKIP_KINDS[skips.kind_of(r)], r.get("backend") or "file"), []).append(r)
+    return [
+        (label, backend, len(rs), " ".join((rs[0].get("reason") or "").split()))
+        for (label, backend), rs in sorted(groups.items())
+    ]
+
+
+def skip_lines(doc: dict) -> list[str]:
+    """Skips grouped by kind and backend, with one reason each."""
+    groups = skip_groups(doc)
     if not groups:
         return []
     out = ["", "skipped:"]
-    for (backend, cls), records in sorted(groups.items()):
-        reason = " ".join((records[0].get("reason") or "").split())
-        out.append(
-            f"  {backend}: {len(records)} {CLASSES[cls][0]} ({reason[:160]}{'...' if len(reason) > 160 else ''})"
-        )
+    for label, backend, n, reason in groups:
+        out.append(f"  {backend}: {n} {label} ({reason[:160]}{'...' if len(reason) > 160 else ''})")
     return out
 
 
@@ -184,17 +191,32 @@ def disagreement_lines(doc: dict) -> list[str]:
 # --- Markdown -----------------------------------------------------------------------------------------------------
 
 
+def _findings(doc: dict) -> list[tuple[str, list[dict]]]:
+    """What a reader looks at first: what failed, then the declared deviations."""
+    out = []
+    for title, statuses in (("Not passing", ("fail", "error")), ("Declared deviations", ("xfail",))):
+        chosen = sorted(
+            (r for r in doc["records"] if r["status"] in statuses), key=lambda r: (r["case_id"], r.get("backend") or "")
+        )
+        out.append((title, chosen))
+    return out
+
+
 def markdown(doc: dict) -> str:
+    """What failed, the declared deviations, the skips grouped by kind, then the full matrix and its legend."""
     columns, rows = grid(doc)
     state = "partial" if doc.get("partial") else "complete"
-    lines = [
-        f"# qdq-harness results ({state}, {doc['started']})",
-        "",
-        counts(doc),
-        "",
-        "| case | " + " | ".join(columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
+    lines = [f"# qdq-harness results ({state}, {doc['started']})", "", counts(doc)]
+    for title, chosen in _findings(doc):
+        lines += ["", f"## {title}", ""]
+        lines += [
+            f"- `{r['case_id']}` [{r.get('backend') or 'file'}]: {_detail(r)}{_md(r.get('reason', ''))}" for r in chosen
+        ] or ["none"]
+    groups = skip_groups(doc)
+    if groups:
+        lines += ["", "## Skipped, by kind", ""]
+        lines += [f"- {label}: {backend} x{n} ({_md(reason)[:200]})" for label, backend, n, reason in groups]
+    lines += ["", "## Every case", "", "| case | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for case_id in sorted(rows):
         cells = []
         for c in columns:
@@ -204,19 +226,6 @@ def markdown(doc: dict) -> str:
         lines.append(f"| `{case_id}` | " + " | ".join(cells) + " |")
     used = {cell_class(r) for r in doc["records"]}
     lines += ["", "Legend: " + "; ".join(f"`{m}` {meaning}" for k, (m, meaning) in CLASSES.items() if k in used)]
-    for title, statuses in (("Not passing", ("fail", "error")), ("Declared deviations", ("xfail",))):
-        chosen = sorted(
-            (r for r in doc["records"] if r["status"] in statuses), key=lambda r: (r["case_id"], r.get("backend") or "")
-        )
-        if chosen:
-            lines += ["", f"## {title}", ""]
-            lines += [
-                f"- `{r['case_id']}` [{r.get('backend') or 'file'}]: {_detail(r)}{_md(r.get('reason', ''))}"
-                for r in chosen
-            ]
-    skipped = skip_lines(doc)
-    if skipped:
-        lines += ["", "## Skipped", ""] + [f"- {line.strip()}" for line in skipped[2:]]
     lines += [
         "",
         "Backends: "
@@ -236,10 +245,38 @@ def _md(text: str) -> str:
 
 
 def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
-    """Each cell shows its mark and its reason; with `links` ((case id, backend) -> URL into the Allure report)
-    the mark opens that result."""
+    """What failed, the declared deviations (each with its reason), the skips grouped by kind, then the full matrix;
+    with `links` ((case id, backend) -> URL into the Allure report) each mark opens that result. A matrix cell shows
+    its mark; a skip's reason is in the grouped list (and the cell's tooltip), not repeated in every cell."""
     links = links or {}
     columns, rows = grid(doc)
+
+    def mark_of(r: dict) -> str:
+        mark = html.escape(CLASSES[cell_class(r)][0])
+        url = links.get((r["case_id"], r.get("backend") or ""))
+        return f'<a href="{html.escape(url)}">{mark}</a>' if url else mark
+
+    sections = []
+    for title, chosen in _findings(doc):
+        items = "".join(
+            f"<li><b>{mark_of(r)}</b> <code>{html.escape(r['case_id'])}</code> [{html.escape(r.get('backend') or 'file')}]: "
+            f"{html.escape(_detail(r) + (r.get('reason') or ''))}</li>"
+            for r in chosen
+        )
+        sections.append(
+            f"<h2>{html.escape(title)} ({len(chosen)})</h2>" + (f"<ul>{items}</ul>" if items else "<p>none</p>")
+        )
+    groups = skip_groups(doc)
+    if groups:
+        rows_html = "".join(
+            f"<tr><td>{html.escape(label)}</td><td>{html.escape(backend)}</td><td>{n}</td>"
+            f"<td class='why'>{html.escape(reason[:300])}</td></tr>"
+            for label, backend, n, reason in groups
+        )
+        sections.append(
+            "<h2>Skipped, by kind</h2><table><tr><th>kind</th><th>backend</th><th>cases</th>"
+            f"<th>reason (first case)</th></tr>{rows_html}</table>"
+        )
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for case_id in sorted(rows):
@@ -250,15 +287,10 @@ def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
                 cells.append("<td></td>")
                 continue
             cls = cell_class(r)
-            mark = html.escape(CLASSES[cls][0])
-            url = links.get((case_id, c))
-            mark = f'<a href="{html.escape(url)}">{mark}</a>' if url else mark
-            reason = "" if r["status"] == "pass" else html.escape(_detail(r) + (r.get("reason") or ""))
-            cells.append(
-                f'<td style="background:{COLOUR[cls]}"><b>{mark}</b>'
-                + (f'<div class="why">{reason}</div>' if reason else "")
-                + "</td>"
-            )
+            reason = html.escape(_detail(r) + (r.get("reason") or ""), quote=True)
+            shown = f'<div class="why">{reason}</div>' if r["status"] in ("fail", "error", "xfail") else ""
+            tip = f' title="{reason[:500]}"' if r["status"] != "pass" else ""
+            cells.append(f'<td style="background:{COLOUR[cls]}"{tip}><b>{mark_of(r)}</b>{shown}</td>')
         body.append(f"<tr><th class='case'><code>{html.escape(case_id)}</code></th>{''.join(cells)}</tr>")
     used = {cell_class(r) for r in doc["records"]}
     legend = "".join(
@@ -279,8 +311,9 @@ def to_html(doc: dict, links: dict[tuple[str, str], str] | None = None) -> str:
         "<style>body{font-family:sans-serif}td,th{padding:2px 6px;border:1px solid #ccc;vertical-align:top}"
         "table{border-collapse:collapse}th.case{text-align:left}.why{font-size:11px;max-width:28em}"
         "li span{padding:0 6px}</style>"
-        f"<h1>qdq-harness results</h1><p>{html.escape(counts(doc))}</p>{report}"
-        f"<table><tr><th>case</th>{head}</tr>{''.join(body)}</table><h2>Legend</h2><ul>{legend}</ul>"
+        f"<h1>qdq-harness results</h1><p>{html.escape(counts(doc))}</p>{report}{''.join(sections)}"
+        f"<h2>Every case</h2><table><tr><th>case</th>{head}</tr>{''.join(body)}</table>"
+        f"<h2>Legend</h2><ul>{legend}</ul>"
     )
 
 
