@@ -27,10 +27,21 @@ FOOTER = """
 if __name__ == "__main__":
     import sys
     np.set_printoptions(precision=8, linewidth=160, suppress=True)
+    print(f"the case expects: {EXPECTATION}")
     outputs = run()
     for name, value in outputs.items():
+        got = np.asarray(value).astype(np.float64)
         print(f"{name}: {value.dtype} {list(value.shape)}")
-        print(np.asarray(value).astype(np.float64))
+        print("got:")
+        print(got)
+        if name in EXPECTED:
+            want = EXPECTED[name].astype(np.float64)
+            print("expected (the case's values):")
+            print(want)
+            if want.shape == got.shape:
+                differ = ~((want == got) | (np.isnan(want) & np.isnan(got)))
+                print(f"{int(differ.sum())} of {differ.size} elements differ"
+                      + (f", the first at {np.argwhere(differ)[0].tolist()}" if differ.any() else ""))
     if "--save" in sys.argv:
         import pathlib
         folder = pathlib.Path(sys.argv[sys.argv.index("--save") + 1])
@@ -50,9 +61,24 @@ def header(case: Case, product: str) -> str:
 
 
 def inputs_code(case: Case) -> str:
+    """The case's inputs, and what the case expects (printed beside what the script gets)."""
     lines = ["INPUTS = {"]
     for name, value in make_inputs(case).items():
         lines.append(f"    {name!r}: {array_code(value)}.reshape({list(value.shape)}),")
+    lines.append("}")
+    return "\n".join(lines) + "\n\n" + expected_code(case)
+
+
+def expected_code(case: Case) -> str:
+    """EXPECTATION (the case's own, in words) and EXPECTED (its values per output, where it states values); a
+    backend's declared deviation is in the case file, named in the docstring's source."""
+    lines = [f"EXPECTATION = {case.expect.describe()!r}", "EXPECTED = {"]
+    if case.expect.kind == "values":
+        from .network import NetworkInfo
+        from .verdict import expected_arrays
+
+        for name, value in expected_arrays(case, case.expect.values, NetworkInfo(case)).items():
+            lines.append(f"    {name!r}: {array_code(value)}.reshape({list(np.shape(value))}),")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -75,3 +75,14 @@ def test_a_repro_script_is_written_at_the_opset_the_run_uses(tmp_path, backend):
             assert found == [expected]
         else:
             assert found[0] < 21  # the case's own lowest opset
+
+
+def test_a_repro_script_prints_expected_beside_got(tmp_path):
+    """ONNX Runtime divides x / s: at x = 30 it gives 64 where the cookbook (and the contract) print 63."""
+    script = tmp_path / "repro.py"
+    assert run_qdq("repro", "docs/s1-per-tensor-int8", "--backend", "onnxruntime", "-o", str(script)).returncode == 0
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "the case expects: values (exact)" in done.stdout
+    assert "got:" in done.stdout and "expected (the case's values):" in done.stdout
+    assert "1 of 60 elements differ, the first at [0, 1, 2, 0]" in done.stdout
