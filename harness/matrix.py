@@ -88,8 +88,12 @@ def run(
     environments: list[Environment], paths: list[str], out: Path, cache: Path, run_args: list[str], log=print
 ) -> list[tuple[Environment, Path, dict]]:
     """Each environment's bundle (and its check's result), in the order given."""
+    import time
+
     results = []
-    for env in environments:
+    for i, env in enumerate(environments, 1):
+        log(f"[{i}/{len(environments)}] {env.name}")
+        started = time.monotonic()
         folder = venv_for(env, cache, log)
         python = str(folder / "bin" / "python")
         bundle = out / env.name
@@ -113,6 +117,16 @@ def run(
                 f"[{env.name}] the run wrote no bundle (exit {done.returncode}): "
                 f"{(done.stdout + done.stderr).strip()[-1500:]}"
             )
+        from collections import Counter
+
+        from . import bundle as bundle_mod
+
+        statuses = Counter(r["status"] for r in bundle_mod.load(bundle)["records"])
+        log(
+            f"[{i}/{len(environments)}] {env.name}: "
+            + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+            + f" in {time.monotonic() - started:.0f} s"
+        )
         results.append((env, bundle, check))
     return results
 
