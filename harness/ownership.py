@@ -32,6 +32,13 @@ def _legacy_bundle(folder: Path) -> bool:
         return False
 
 
+def _empty_folder(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
 def problem(folder: Path, marker: str, what: str, option: str) -> str | None:
     """Why the harness may not write `what` into `folder` (one line), or None."""
     folder = Path(folder)
@@ -40,7 +47,8 @@ def problem(folder: Path, marker: str, what: str, option: str) -> str | None:
     if not folder.is_dir():
         return f"{option} {folder} is a file, not a folder"
     try:
-        entries = [e for e in os.listdir(folder) if e != ".lock"]
+        # An empty folder holds nothing to lose (pytest's --alluredir makes its folder before the run starts).
+        entries = [e for e in os.listdir(folder) if e != ".lock" and not _empty_folder(folder / e)]
     except OSError as exc:
         return f"{option} {folder}: cannot list it ({exc.strerror or exc})"
     if not entries or marker in entries:

@@ -222,14 +222,28 @@ LOOK_AT = ("fail", "error", "xfail")  # where a person looks: everything is atta
 
 
 def attach_case(case, backend: str, outcome, verdict, version: str | None = None) -> None:
-    """Every item: the case as it ran, a summary of its tensors, the refusal. Where a person will look (a failure,
-    a crash, a declared deviation) also the tensors as tables, the metrics, the repro script, the backend's
-    artifacts (the model it ran) and, on a mismatch, the difference table and heatmap. A pass stays small;
-    `qdq repro` and `qdq export` give the rest on demand."""
+    """A pass or skip: its case file and line, a summary of its tensors and any refusal, in the description (no
+    attachment files). Where a person will look (a failure, a crash, a declared deviation): the case as it ran, the
+    tensors as tables, the refusal, the metrics, the repro script, the backend's artifacts (the model it ran) and,
+    on a mismatch, the difference table and heatmap. `qdq repro` and `qdq export` give the rest on demand."""
     allure = allure_module()
     if allure is None:
         return
     look = verdict.status in LOOK_AT
+    if not look:
+        # A pass or a skip gets no attachment files (they were most of a run's time and of the HTML's size): its
+        # case file and line, and a summary of its tensors, go in the description, inside its result.
+        text = [f"`{case.id}`: {case.file.name}, line {case.line}"]
+        if outcome is not None:
+            text += [
+                f"{label}: {' '.join(_summary(arrays).split())}"
+                for label, arrays in (("inputs", outcome.inputs), ("outputs", outcome.outputs or {}))
+                if arrays
+            ]
+            if outcome.error is not None:  # an expected refusal: what the backend said
+                text.append(f"refused: {outcome.error.category}: {' '.join(str(outcome.error.native).split())[:500]}")
+        allure.dynamic.description("\n\n".join(text))
+        return
     allure.attach(case_section(case), name=f"{case.file.name}", attachment_type=allure.attachment_type.YAML)
     if outcome is not None:
         for label, arrays in (("inputs", outcome.inputs), ("outputs", outcome.outputs or {})):
