@@ -2,8 +2,10 @@
 kinds, input and output hashes and cross-backend diffs as the run of the commit before the speed work
 (tests/golden/suite-fingerprint.json, written by tests/golden_fingerprint.py from that commit's bundle).
 
-A package version other than the one the fingerprint was made with may legitimately change results (a numpy
-release changes random streams, an ONNX Runtime release its kernels): the test then skips and says which.
+A package version other than the one the fingerprint was made with may legitimately change the hashes of inputs
+and outputs (a numpy or ml_dtypes release changes random streams, an ONNX Runtime release its kernels), but never
+a verdict: statuses and verdict kinds are always compared; hashes and diffs only where every version matches, and
+the test says which it compared.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import subprocess
 import sys
 from importlib.metadata import version
 
-import pytest
 
 from conftest import REPO
 from golden_fingerprint import PACKAGES, fingerprint
@@ -23,8 +24,7 @@ GOLDEN = json.loads((REPO / "tests" / "golden" / "suite-fingerprint.json").read_
 
 def test_the_whole_suite_gives_the_results_of_the_commit_before_the_speed_work(tmp_path):
     installed = {p: version(p) for p in PACKAGES}
-    if installed != GOLDEN["versions"]:
-        pytest.skip(f"installed {installed}; the fingerprint was made with {GOLDEN['versions']}: results may differ")
+    exact = installed == GOLDEN["versions"]
     out = tmp_path / "out"
     run = subprocess.run(
         [
@@ -57,6 +57,18 @@ def test_the_whole_suite_gives_the_results_of_the_commit_before_the_speed_work(t
     known = {key.split(" ")[0] for key in GOLDEN["records"]}
     records = {k: v for k, v in today["records"].items() if k.split(" ")[0] in known}
     assert records.keys() == GOLDEN["records"].keys()
-    changed = {k: (GOLDEN["records"][k], v) for k, v in records.items() if GOLDEN["records"][k] != v}
+    compared = slice(None) if exact else slice(0, 2)  # [status, kind, inputs hash, outputs hash]
+    changed = {
+        k: (GOLDEN["records"][k], v) for k, v in records.items() if GOLDEN["records"][k][compared] != v[compared]
+    }
     assert not changed, changed
-    assert {k: v for k, v in today["diffs"].items() if k.split(" ")[0] in known} == GOLDEN["diffs"]
+    if exact:
+        assert {k: v for k, v in today["diffs"].items() if k.split(" ")[0] in known} == GOLDEN["diffs"]
+    print(
+        f"compared {len(records)} records: "
+        + (
+            "statuses, kinds, hashes and diffs (the versions match)"
+            if exact
+            else f"statuses and kinds only: installed {installed}, the fingerprint was made with {GOLDEN['versions']}"
+        )
+    )
