@@ -41,16 +41,10 @@ def _open_error(path: Path, what: str, exc: OSError) -> BundleError:
 
 def read_regular(path: Path, limit: int, what: str) -> bytes:
     """The bytes of a regular file within `limit` (opened without blocking on a FIFO, never past the limit)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise BundleError(f"{path}: cannot open {what}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleError(f"{path}: {what} is not a regular file")
-        if st.st_size > limit:
-            raise BundleError(f"{path}: {what} is {st.st_size:,} bytes, over the limit of {limit:,}")
+    with open_regular(path, what) as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            raise BundleError(f"{path}: {what} is {size:,} bytes, over the limit of {limit:,}")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise BundleError(f"{path}: {what} grew past the limit of {limit:,} bytes while read")
@@ -128,30 +122,24 @@ def read_range(path: Path, offset: int, length: int) -> bytes:
             f"{path}: a record names {length:,} bytes of a pack, over the limit of "
             f"{limits.MAX_PACK_ENTRY_BYTES:,} for one entry"
         )
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise _open_error(path, "the outputs pack", exc) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise BundleError(f"{path}: the outputs pack is not a regular file")
-        if offset + length > st.st_size:
+    with open_regular(path, "the outputs pack") as f:
+        if offset + length > os.fstat(f.fileno()).st_size:
             raise BundleError(f"{path} ends before the {length} bytes at {offset} that the record names")
         f.seek(offset)
         return f.read(length)
 
 
-def open_regular(path: Path):
-    """A regular file opened for reading (without blocking on a FIFO), else BundleError."""
+def open_regular(path: Path, what: str = "the outputs file"):
+    """A regular file opened for reading (without blocking on a FIFO: a FIFO, device or socket is refused before
+    any read), else BundleError (OutputsMissing when it is not there)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise _open_error(path, "the outputs file", exc) from None
+        raise _open_error(path, what, exc) from None
     f = os.fdopen(fd, "rb")
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         f.close()
-        raise BundleError(f"{path}: not a regular file")
+        raise BundleError(f"{path}: {what} is not a regular file")
     return f
 
 
