@@ -173,8 +173,8 @@ def folder_bytes(folder: Path) -> int:
 
 def reference_call_seconds(repeats: int = 2000) -> float:
     """The floor of a numpy run: the reference's own call on one generated case."""
-    from harness.caseload import load_file
-    from harness.execute import execute
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
     from plugins.numpy.backend import NumpyReference
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -206,7 +206,7 @@ def qdq_floor(n: int) -> tuple[float, int]:
 
 
 def qdq_reference(n: int) -> tuple[float, int]:
-    from harness.network import Granularity
+    from harness.cases.network import Granularity
     from plugins.numpy.backend import dequantize, quantize
 
     x = np.random.default_rng(0).normal(0, 4, n).astype(np.float32)
@@ -245,7 +245,7 @@ def ort_session_seconds(folder: Path) -> float:
     """The floor of an onnxruntime case: session.run of the same model on the same input, alone."""
     import onnxruntime as ort
 
-    from harness.caseload import load_file
+    from harness.cases.load import load_file
     from plugins.onnx.export import export
 
     (case,) = load_file(folder / "big.yaml", folder)
@@ -353,7 +353,7 @@ def measure(tiny: bool) -> list[dict]:
                 [
                     sys.executable,
                     "-m",
-                    "harness.cli",
+                    "harness.cli.main",
                     "run",
                     str(folder),
                     "--backend",
@@ -380,7 +380,7 @@ def measure(tiny: bool) -> list[dict]:
                 [
                     sys.executable,
                     "-m",
-                    "harness.cli",
+                    "harness.cli.main",
                     "run",
                     str(folder),
                     "--backend",
@@ -407,7 +407,7 @@ def measure(tiny: bool) -> list[dict]:
                 [
                     sys.executable,
                     "-m",
-                    "harness.cli",
+                    "harness.cli.main",
                     "run",
                     str(small),
                     "--backend",

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import bundlediff
-from harness.bundle import arrays_hash, save_outputs
+from harness.results import bundlediff
+from harness.results.bundle import arrays_hash, save_outputs
 
 CASES, BACKENDS = 10_000, ("numpy", "onnxruntime", "onnx-reference")
 

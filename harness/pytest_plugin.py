@@ -5,9 +5,9 @@ case file. Each case gives one item per selected backend, named `<local>[<backen
 its file's part; a matrix's `::k=v,...` is written `(k=v,...)` because pytest reads `::` as a separator). A file
 that does not load becomes one failing item per problem, `file:line: problem`; every other case still runs.
 
-Each item runs `harness.run.Executor.run` (the one run path) and hands its `Record` to the controller. After the
+Each item runs `harness.engine.run.Executor.run` (the one run path) and hands its `Record` to the controller. After the
 last item, the controller compares every pair of backends per case from the outputs the run stored
-(harness/crossdiff.py), as `<local>[cross-backend]` records: no item depends on another having run in the same
+(harness/engine/crossdiff.py), as `<local>[cross-backend]` records: no item depends on another having run in the same
 process, so any scheduler and any number of xdist workers give the same bundle.
 
 Hooks, in order: pytest_addoption, pytest_configure (one RunConfig; run state in `config.stash`, no globals),
@@ -21,54 +21,26 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import shutil
 import signal
 import tempfile
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from . import backend as backends_mod
-from . import bundle as bundle_mod
-from . import ownership, skips
-from .case import Case
-from .caseload import CASE_SUFFIXES, CaseFileError, check_file, find_root
-from .parsecache import ParseCache
-from .config import DEFAULT_REFERENCE, RunConfig, default_cache, default_timeout
-from .run import CROSS_BACKEND, Executor, Record
-from .verdict import Verdict, make
-from .bundle import out_dir_problem
-from .yamlread import read_bytes
-
-RECORD_KEY = "qdq_record"
-RESUME_DONE = ".resume-done.json"  # the items a resumed bundle holds, as the controller saw them at the start
-
-
-@dataclass
-class RunState:
-    backends: list[str]
-    out_dir: Path | None
-    root: Path | None
-    is_worker: bool
-    config: RunConfig = field(default_factory=RunConfig.defaults)
-    case_paths: list[Path] = field(default_factory=list)  # folders/files of cases not under a folder named `cases`
-    lock: object = None  # the open file holding the bundle folder's flock
-    writer: bundle_mod.BundleWriter | None = None
-    executor: Executor | None = None
-    scratch: Path | None = None  # a temporary bundle folder when no --qdq-out is given (the diff reads outputs)
-    parse_cache: ParseCache | None = None  # parsed case files kept across runs and processes
-    folders: dict = field(default_factory=dict)  # folder -> (in a case folder?, cases root): the same for its files
-    case_ids: dict = field(default_factory=dict)  # case id -> (file, line) of the first case collected with it
-
-    @property
-    def tier(self) -> str:
-        return self.config.tier
-
-
-STATE = pytest.StashKey[RunState]()
+from harness.engine import backend as backends_mod
+from harness.results import bundle as bundle_mod
+from harness.results import ownership
+from harness.cases.parsecache import ParseCache
+from harness.engine.options import add_arguments, values
+from harness.engine.config import DEFAULT_REFERENCE, RunConfig, default_cache, default_timeout
+from harness.engine.run import Executor
+from harness.results.bundle import out_dir_problem
+from harness.items import RECORD_KEY, RESUME_DONE, STATE, CaseFile, CasesDir, RunState, _is_case_file, _in_case_folder
+from harness.reporter import BundleReporter
+from harness.items import CaseItem, _QdqItem, _absolute, _stable
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,13 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=("quick", "full"),
         help="quick: CI's cases; full: also cases marked `tier: full` (nightly)",
     )
-    group.addoption(
-        "--qdq-opset",
-        type=int,
-        default=None,
-        metavar="N",
-        help="ONNX opset for the ONNX-based backends (default: the lowest that expresses each case)",
-    )
+    add_arguments(group, "--qdq-")  # the backend families' own options (the ONNX backends' opset)
     group.addoption(
         "--qdq-timeout",
         type=float,
@@ -163,8 +129,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def run_config(config: pytest.Config) -> RunConfig:
-    """The run configuration, from pytest's options (their defaults from the environment, harness/config.py)."""
-    from .budget import parse_size
+    """The run configuration, from pytest's options (their defaults from the environment, harness/engine/config.py)."""
+    from harness.results.budget import parse_size
 
     timeout = config.getoption("--qdq-timeout")
     budget = config.getoption("--qdq-output-budget")
@@ -173,7 +139,7 @@ def run_config(config: pytest.Config) -> RunConfig:
     except ValueError:
         raise pytest.UsageError(f"--qdq-output-budget {budget!r}: give a size such as 8G, 500M or 1000000") from None
     return RunConfig(
-        opset=config.getoption("--qdq-opset"),
+        options=tuple(sorted(values(lambda name: config.getoption(f"--qdq-{name}")).items())),
         timeout_s=timeout if timeout is not None else default_timeout(),
         cache_dir=config.getoption("--qdq-cache") or default_cache(),
         tier=config.getoption("--qdq-tier"),
@@ -245,7 +211,7 @@ def pytest_configure(config: pytest.Config) -> None:
             run_config=run.as_dict(),
         )
         (state.out_dir / RESUME_DONE).write_text(json.dumps(sorted(state.writer.recorded())))
-        from . import budget
+        from harness.results import budget
 
         budget.start(state.out_dir, run.output_budget, resume=config.getoption("--qdq-resume"))
         config.pluginmanager.register(BundleReporter(state, config), "qdq-bundle")
@@ -329,11 +295,6 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     gc.freeze()
 
 
-def _stable(nodeid: str) -> str:
-    """The node id without the `@group` suffix xdist's loadgroup appends: the same with and without `-n`."""
-    return nodeid.split("@")[0] if "]@" in nodeid else nodeid
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
@@ -366,48 +327,6 @@ def describe_backends(names: list[str]) -> dict[str, dict]:
     return out
 
 
-def _absolute(path) -> Path:
-    """Absolute, not resolved: a symlinked case file belongs to the folder it was found in."""
-    return Path(os.path.abspath(path))
-
-
-def _folder_facts(folder: str, state: RunState) -> tuple[bool, Path]:
-    """Whether files in this folder are cases, and their root: asked once per folder, not once per file."""
-    facts = state.folders.get(folder)
-    if facts is None:
-        marker = Path(folder) / "\0"  # any name: a file's answers depend only on its folder (a file named in
-        facts = state.folders[folder] = (_in_case_folder(marker, state), root_for(marker, state))  # --qdq-cases aside)
-    return facts
-
-
-def _in_case_folder(path: Path, state: RunState) -> bool:
-    here = _absolute(path)
-    if state.root and here.is_relative_to(state.root):
-        return True
-    if any(here == p or here.is_relative_to(p) for p in state.case_paths):
-        return True
-    return any(parent.name == "cases" for parent in here.parents) or here.name == "cases"
-
-
-def _is_case_file(path: Path, state: RunState) -> bool:
-    if path.suffix not in CASE_SUFFIXES:
-        return False
-    here = os.path.abspath(path)
-    return _folder_facts(os.path.dirname(here), state)[0] or Path(here) in state.case_paths
-
-
-def root_for(path: Path, state: RunState) -> Path:
-    """The cases root of a file (where its data must stay; what its id is relative to): `--qdq-root`, else the
-    nearest folder named `cases`, else the `--qdq-cases` folder it was found in, else its own folder."""
-    here = _absolute(path)
-    if state.root and here.is_relative_to(state.root):
-        return state.root
-    if any(parent.name == "cases" for parent in here.parents):
-        return find_root(here)
-    folders = [p for p in state.case_paths if here.is_relative_to(p) and p != here]
-    return max(folders, key=lambda p: len(p.parts)) if folders else here.parent
-
-
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config):
     """Never follow a symlinked folder of cases (a link to `..` would run the tree again and again); `qdq validate`
     walks the same way."""
@@ -424,278 +343,8 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector):
     return None
 
 
-class CasesDir(pytest.Dir):
-    """pytest's folder collector, plus an item for anything named *.yaml that is not a regular file (a FIFO, a
-    device): pytest would skip it in silence; it is reported, never opened."""
-
-    def collect(self):
-        yield from super().collect()
-        for entry in sorted(os.scandir(self.path), key=lambda e: e.name):
-            if Path(entry.name).suffix in CASE_SUFFIXES and not entry.is_file() and not entry.is_dir():
-                yield CaseFile.from_parent(self, path=Path(entry.path))
-
-
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
     state = parent.config.stash[STATE]
     if _is_case_file(file_path, state):
         return CaseFile.from_parent(parent, path=file_path)
     return None
-
-
-def _local_name(case: Case) -> str:
-    parts = case.id.split("::")
-    local = parts[1] if len(parts) > 1 and not case.params else parts[0].rsplit("/", 1)[-1]
-    if case.params:
-        named = parts[1] if len(parts) == 3 else parts[0].rsplit("/", 1)[-1]
-        local = f"{named}({','.join(f'{k}={v}' for k, v in case.params.items())})"
-    return local
-
-
-def identify(nodeid: str, rootdir: Path, state: RunState) -> tuple[str, str | None]:
-    """(case id, backend) of an item known only by its node id (an item whose process died before it could say):
-    its file is loaded again and the item name matched. Falls back to the file's path when nothing matches."""
-    file_part, _, name = _stable(nodeid).partition("::")
-    backend = name.rsplit("[", 1)[-1].rstrip("]") if name.endswith("]") else None
-    local = name.rsplit("[", 1)[0]
-    path = rootdir / file_part
-    cases, _ = check_file(path, root_for(path, state))
-    for case in cases:
-        if _local_name(case) == local:
-            return case.id, backend
-    return file_part, backend
-
-
-class CaseFile(pytest.File):
-    def collect(self):
-        state = self.config.stash[STATE]
-        root = _folder_facts(os.path.dirname(os.path.abspath(self.path)), state)[1]
-        cases, errors = check_file(self.path, root, state.parse_cache)
-        for error in errors:
-            yield InvalidCaseItem.from_parent(
-                self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error
-            )
-        clashes = set()
-        for case in cases:
-            first = state.case_ids.setdefault(case.id, (self.path, case.line))
-            if first[0] != self.path:  # two files, one id: one would take the other's record and outputs
-                if case.line in clashes:
-                    continue
-                clashes.add(case.line)
-                error = CaseFileError(
-                    self.path,
-                    case.line,
-                    f"case id {case.id!r} is also the id of a case in "
-                    f"{first[0]}:{first[1]}; one id, one case (rename one, or give --qdq-root)",
-                )
-                yield InvalidCaseItem.from_parent(
-                    self, name=f"{self.path.stem}[invalid-case-file:{case.line}]", error=error
-                )
-                continue
-            if case.tier == "full" and state.tier != "full":
-                continue
-            local = _local_name(case)
-            for name in state.backends:
-                yield CaseItem.from_parent(self, name=f"{local}[{name}]", case=case, backend_name=name)
-
-
-class CaseFailure(AssertionError):
-    """A verdict of fail: the report shows its message, prefixed by the verdict kind."""
-
-
-class BackendCrash(Exception):
-    """A verdict of error: the backend or harness crashed (reported as 'broken', not 'failed')."""
-
-
-def _allure_active(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("allure_pytest") and bool(config.getoption("allure_report_dir", None))
-
-
-def alluredir(config: pytest.Config) -> Path | None:
-    return Path(config.getoption("allure_report_dir")) if _allure_active(config) else None
-
-
-class _QdqItem(pytest.Item):
-    def _record(self, record: Record) -> None:
-        self.user_properties.append((RECORD_KEY, json.dumps(record.as_dict(), default=bundle_mod.json_default)))
-
-    @property
-    def stable_nodeid(self) -> str:
-        return _stable(self.nodeid)
-
-    def _conclude(self, verdict: Verdict) -> None:
-        if verdict.status == "pass":
-            return
-        if verdict.status == "skip":
-            pytest.skip(f"{skips.tag(verdict.skip_kind)} {verdict.reason}")
-        if verdict.status == "xfail":
-            pytest.xfail(verdict.message)
-        if verdict.status == "error":
-            raise BackendCrash(verdict.message + "\n" + verdict.metrics.get("traceback", ""))
-        raise CaseFailure(verdict.message)
-
-    def repr_failure(self, excinfo, style=None):
-        # A verdict's message is the whole story: no pytest traceback (long ones cost 40% of a run and fill the
-        # Allure history), also for declared deviations, which pytest reports through xfail.
-        if isinstance(excinfo.value, (CaseFailure, BackendCrash, pytest.xfail.Exception)):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style=style)
-
-
-class InvalidCaseItem(_QdqItem):
-    def __init__(self, *, error: CaseFileError, **kw):
-        super().__init__(**kw)
-        self.error = error
-        root = root_for(self.path, self.config.stash[STATE])
-        here = _absolute(self.path)
-        # The file's path under its cases root, suffix kept: `x.yml` beside `x.yaml` stay two rows.
-        self.file_id = here.relative_to(root).as_posix() if here.is_relative_to(root) else self.path.name
-
-    def runtest(self) -> None:
-        verdict = make("invalid-case-file", str(self.error))
-        self._record(Record.of(self.stable_nodeid, None, self.file_id, None, verdict))
-        if _allure_active(self.config):
-            import allure
-
-            allure.dynamic.title(f"invalid case file {self.path.name}")
-            allure.dynamic.feature("invalid case files")
-            data, refusal = read_bytes(self.path)  # never opens a FIFO, never reads past the size limit
-            allure.attach(
-                data.decode(errors="replace") if data is not None else refusal,
-                name=self.path.name,
-                attachment_type=allure.attachment_type.TEXT,
-            )
-        self._conclude(verdict)
-
-    def reportinfo(self):
-        return self.path, self.error.line - 1, f"invalid case file {self.path.name}"
-
-
-class CaseItem(_QdqItem):
-    """One case on one backend: `Executor.run`, its record, its Allure result."""
-
-    def __init__(self, *, case: Case, backend_name: str, **kw):
-        super().__init__(**kw)
-        self.case = case
-        self.backend_name = backend_name
-        self.add_marker(pytest.mark.xdist_group(case.id))  # cache locality only: no item needs another's state
-        self.extra_keyword_matches.update(case.tags)  # `-k int8` selects by tag
-
-    def reportinfo(self):
-        return self.path, self.case.line - 1, f"{self.case.id} on {self.backend_name}"
-
-    def runtest(self) -> None:
-        state = self.config.stash[STATE]
-        verdict, version, outcome, extra = state.executor.run(self.case, self.backend_name)
-        record = Record.of(
-            self.stable_nodeid, self.case, self.case.id, self.backend_name, verdict, backend_version=version, **extra
-        )
-        record.source = {"path": str(_absolute(self.case.file)), "root": str(self.case.root)}
-        self._record(record)
-        if _allure_active(self.config):
-            from . import report
-
-            report.label_item(self.case, self.backend_name, version)
-            report.attach_case(self.case, self.backend_name, outcome, verdict, version)
-        self._conclude(verdict)
-
-
-class BundleReporter:
-    """On the controller: records reach the bundle as reports arrive; after the last item the cross-backend diffs
-    are made from the stored outputs, the bundle is completed, the summaries written, and the Allure results get
-    their report-level files."""
-
-    def __init__(self, state: RunState, config: pytest.Config):
-        self.state = state
-        self.writer = state.writer
-        self.config = config
-        self.cross: list[dict] = []
-        self.session: pytest.Session | None = None
-        self.stopping: str | None = None
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.session = session
-
-    def pytest_runtest_logstart(self, nodeid: str, location) -> None:
-        self.writer.started(_stable(nodeid))
-        self._watch_disk()
-
-    def _watch_disk(self) -> None:
-        """Stop the run before the disk is full (a full disk breaks every writer, Allure's too): the bundle is kept,
-        marked partial, and says why."""
-        from .budget import low_on_disk
-
-        problem = self.writer.disk_full or low_on_disk(self.state.out_dir)
-        if problem and not self.stopping:
-            self.stopping = problem
-            self.writer.disk_full = problem
-            self.session.shouldstop = problem
-            dsession = self.config.pluginmanager.getplugin("dsession")  # pytest-xdist's controller
-            if dsession is not None:
-                dsession.shouldstop = problem
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown" and not report.failed:
-            return  # the record came with the call's report (pytest_runtest_makereport keeps it off this one)
-        texts = [v for k, v in report.user_properties if k == RECORD_KEY]
-        if report.when == "call":
-            for text in texts:
-                self.writer.add(json.loads(text), text)
-        if report.failed and not texts and report.when != "teardown":  # xdist reports a crash with when="???"
-            # No record: the item died before writing one (an xdist worker crash, a setup error).
-            nodeid = _stable(report.nodeid)
-            case_id, backend = identify(nodeid, self.config.rootpath, self.state)
-            self.writer.add(Record.crash(nodeid, case_id, backend, str(report.longrepr)).as_dict())
-            if alluredir(self.config) and getattr(report, "node", None) is not None:
-                from . import report as report_mod  # an xdist worker died: allure-pytest wrote nothing for it
-
-                report_mod.write_crash_result(alluredir(self.config), report.nodeid, str(report.longrepr))
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        complete = (
-            exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-            and not session.shouldstop
-            and not self.writer.disk_full
-        )
-        if complete and len(self.state.backends) >= 2:
-            from .crossdiff import stored_cross_backend
-
-            self.cross = stored_cross_backend(
-                self.writer.doc["records"],
-                self.writer.doc.get("_sources", {}),
-                self.state.out_dir,
-                self.state.backends,
-                alluredir(self.config),
-                self.state.parse_cache,
-            )
-            for record in self.cross:
-                self.writer.add(record)
-            if any(r["status"] in ("fail", "error") for r in self.cross) and session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.writer.finish(int(session.exitstatus), complete)
-        if self.writer.disk_full:
-            session.config.get_terminal_writer().line(
-                f"qdq: {self.writer.disk_full}; the run stopped, what was written is kept, the bundle is partial",
-                red=True,
-            )
-            return
-        from . import summary
-
-        summary.write(self.writer.out_dir, self.writer.doc)
-        if alluredir(self.config):
-            from . import report as report_mod
-
-            report_mod.write_results_extras(
-                alluredir(self.config), self.writer.doc["backends"], self.writer.doc["environment"], self.state.root
-            )
-            report_mod.mark_declared_deviations(alluredir(self.config))
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        if not self.cross:
-            return
-        failing = [r for r in self.cross if r["status"] in ("fail", "error")]
-        counts = {s: sum(1 for r in self.cross if r["status"] == s) for s in ("pass", "fail", "error", "skip")}
-        terminalreporter.section(f"{CROSS_BACKEND} (from the stored outputs)")
-        terminalreporter.line(", ".join(f"{n} {s}" for s, n in counts.items() if n))
-        for r in failing:
-            terminalreporter.line(f"FAILED {r['nodeid']} - {r['reason'][:500]}")

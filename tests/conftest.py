@@ -44,7 +44,7 @@ def write_case(cases_dir: Path):
 
 @pytest.fixture
 def load_case(write_case, cases_dir):
-    from harness.caseload import load_file
+    from harness.cases.load import load_file
 
     def load(text: str, relpath: str = "t/case.yaml"):
         return load_file(write_case(relpath, text), cases_dir)
@@ -58,7 +58,7 @@ def run_qdq(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
 
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.cli.main", *args],
         cwd=cwd or REPO,
         capture_output=True,
         text=True,
@@ -90,7 +90,7 @@ def pytest_addoption(parser):
 
 def stored_outputs(bundle_dir: Path, case_id: str, backend: str) -> dict:
     """The outputs a bundle stored for one (case, backend), found through its record as every reader finds them."""
-    from harness import bundle
+    from harness.results import bundle
 
     doc = bundle.load(bundle_dir)
     (record,) = [r for r in doc["records"] if r["case_id"] == case_id and r["backend"] == backend]

@@ -37,7 +37,7 @@ def qdq(*args: str, cwd: Path, tmpdir: Path | None = None) -> subprocess.Complet
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -269,7 +269,8 @@ def test_a_good_pack_compares_and_its_temporary_folder_is_removed(good, tmp_path
 
 
 def test_a_pack_over_the_size_limit_is_refused_before_extraction(tmp_path, monkeypatch):
-    from harness import bundlecheck, limits
+    from harness.results import bundlecheck
+    from harness.cases import limits
 
     archive = tmp_path / "bomb.tar.gz"
     _tar(archive, [_member("bundle/results.json", b"{}"), _member("bundle/zeros", bytes(5 << 20))])

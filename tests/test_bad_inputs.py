@@ -48,7 +48,7 @@ def _capped():
 def _qdq(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args],
+        [sys.executable, "-m", "harness.cli.main", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -4,8 +4,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness import bundle
-from harness.bundle import BundleWriter, OutputStore, load_outputs, path_safe_id, record_outputs, save_outputs
+from harness.results.bundle import BundleWriter, OutputStore, load_outputs, path_safe_id, record_outputs, save_outputs
 
 
 @pytest.mark.parametrize(
@@ -48,7 +47,9 @@ def test_small_outputs_share_one_pack_per_process_and_each_reads_back(tmp_path):
 
 
 def test_large_outputs_get_a_file_of_their_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(bundle, "PACK_LIMIT", 16)
+    from harness.results import outputs
+
+    monkeypatch.setattr(outputs, "PACK_LIMIT", 16)
     store = OutputStore(tmp_path)
     big = store.save("r/x::y", "onnxruntime", {"y": np.arange(5, dtype=np.float32)})
     assert big == {"outputs_file": "outputs/r/x/@y/onnxruntime.npz"}
@@ -111,7 +112,7 @@ def test_an_unfinished_run_leaves_a_valid_partial_bundle(tmp_path):
 
 
 def test_the_journal_is_kept_until_the_run_completes(tmp_path):
-    from harness.bundle import JOURNAL, load
+    from harness.results.bundle import JOURNAL, load
 
     w = BundleWriter(tmp_path, {"numpy": {}})
     w.add({"nodeid": "n1", "case_id": "c", "backend": "numpy", "status": "pass"})

@@ -3,8 +3,11 @@ import re
 
 import pytest
 
-from harness import dtypes, errors
-from harness.caseload import CaseFileError, check_file, load_file, schema
+from harness.cases import dtypes
+
+from harness.cases import errors
+from harness.cases.load import CaseFileError, check_file, load_file
+from harness.cases.schemacheck import schema
 
 from conftest import MINIMAL
 
@@ -51,7 +54,7 @@ def test_multi_case_and_matrix_ids(load_case):
 
 def test_numbers_yaml_reads_as_strings_are_parsed(load_case):
     (case,) = load_case(MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: [1e-3, nan]}"))
-    from harness.execute import make_inputs
+    from harness.engine.execute import make_inputs
 
     x = make_inputs(case)["x"]
     assert x[0] == pytest.approx(1e-3) and x[0].dtype.name == "float32" and x[1] != x[1]
@@ -105,7 +108,7 @@ def test_npy_inside_cases_loads_without_pickle(write_case, cases_dir):
     (case,) = load_file(
         write_case("t/npy.yaml", MINIMAL.replace("inputs: {x: [1, 2]}", "inputs: {x: {npy: x.npy}}")), cases_dir
     )
-    from harness.execute import make_inputs
+    from harness.engine.execute import make_inputs
 
     assert make_inputs(case)["x"].tolist() == [3, 4]
 
@@ -163,7 +166,7 @@ def test_schema_vocabularies_match_the_code():
 def test_every_repository_case_is_valid():
     from pathlib import Path
 
-    from harness.caseload import iter_case_files
+    from harness.cases.load import iter_case_files
 
     root = Path(__file__).resolve().parent.parent / "cases"
     problems = [str(e) for f in iter_case_files([root]) for e in check_file(f, root)[1]]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import run_qdq
-from harness.bundle import arrays_hash, record_outputs, save_outputs
+from harness.results.bundle import arrays_hash, record_outputs, save_outputs
 
 
 @pytest.fixture(scope="module")

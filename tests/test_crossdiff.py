@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from harness.case import Tolerance
-from harness.compare import compare
-from harness.crossdiff import tie_class
+from harness.cases.case import Tolerance
+from harness.engine.compare import compare
+from harness.engine.crossdiff import tie_class
 
 
 def test_compare_metrics_on_known_arrays():

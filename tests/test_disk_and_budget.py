@@ -53,7 +53,7 @@ def test_a_budget_that_is_not_a_size_is_a_usage_error(tmp_path):
 
 
 def test_the_journal_failing_for_lack_of_room_marks_the_bundle_instead_of_crashing(tmp_path, monkeypatch):
-    from harness.bundle import BundleWriter
+    from harness.results.bundle import BundleWriter
 
     writer = BundleWriter(tmp_path, {"numpy": {}})
 

@@ -124,7 +124,7 @@ def test_without_onnx_the_onnx_backends_say_so_and_numpy_runs(tmp_path):
 def _comparable(out: Path) -> tuple[list, list, dict]:
     """Records, diffs and stored outputs, without what a schedule may change (timings, which process's pack holds
     an output)."""
-    from harness.bundle import record_outputs
+    from harness.results.bundle import record_outputs
 
     doc = json.loads((out / "results.json").read_text())
     where = ("seconds", "timings", "outputs_file", "outputs_range")
@@ -210,7 +210,7 @@ def test_pytest_with_qdq_opset_is_qdq_run_with_opset(tmp_path):
     ort = [r for r in a[0] if r["backend"] == "onnxruntime"]
     assert ort and all(r["details"]["opset"] == 21 for r in ort)
     for out in (via_qdq, via_pytest):
-        assert json.loads((out / "results.json").read_text())["run_config"]["opset"] == 21
+        assert json.loads((out / "results.json").read_text())["run_config"]["options"] == {"opset": 21}
     bad = run_qdq("run", "cases/docs", "--backend", "onnxruntime", "--opset", "7", "--out", str(tmp_path / "bad"))
     assert bad.returncode == 2 and "--opset 7 is outside" in bad.stdout + bad.stderr
 
@@ -232,9 +232,9 @@ class _Recorder:
 def test_the_difference_table_uses_the_expectation_that_held_for_that_version(
     load_case, monkeypatch, version, expected
 ):
-    from harness import report
-    from harness.execute import execute
-    from harness.verdict import judge
+    from harness.report import allure as report
+    from harness.engine.execute import execute
+    from harness.engine.verdict import judge
     from plugins.numpy.backend import NumpyReference
 
     (case,) = load_case(

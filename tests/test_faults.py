@@ -38,7 +38,7 @@ def site(tmp_path) -> dict:
 
 
 def _records(out: Path) -> dict[tuple[str, str], dict]:
-    from harness.bundle import load
+    from harness.results.bundle import load
 
     return {(r["case_id"], r["backend"]): r for r in load(out)["records"]}
 
@@ -160,7 +160,7 @@ def test_two_runs_into_one_folder_the_second_is_refused(tmp_path, site):
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.cli.main",
             "run",
             "cases/docs",
             "--backend",
@@ -196,7 +196,7 @@ def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site):
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.cli.main",
             "run",
             *CASES,
             "--backend",

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from conftest import REPO, run_qdq
-from harness import found
-from harness.backend import instance
-from harness.caseload import load_file
-from harness.execute import execute, make_inputs
+from harness.cases import found
+from harness.engine.backend import instance
+from harness.cases.load import load_file
+from harness.engine.execute import execute, make_inputs
 from plugins.numpy.backend import NumpyReference
 
 FRACTIONS = [0.0, 0.5, -0.5, 0.25, 0.75, 0.5 + 2**-20, 0.5 - 2**-20, 0.49, 0.51]

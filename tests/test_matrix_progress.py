@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from harness import matrix
+from harness.cli import matrix
 
 
 def test_each_version_reports_its_start_and_its_counts(tmp_path):

@@ -3,7 +3,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from harness.numbers import NumberError, nearest, parse_number
+from harness.cases.numbers import NumberError, nearest, parse_number
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 
-from harness.execute import make_inputs
+from harness.engine.execute import make_inputs
 from plugins.onnx.export import check, export, minimum_opset
 
 
@@ -132,7 +132,7 @@ def test_fp16_output_with_fp32_scale_needs_opset_23(load_case):
 def test_every_repository_case_exports_and_passes_the_checker():
     from pathlib import Path
 
-    from harness.caseload import iter_case_files, load_file
+    from harness.cases.load import iter_case_files, load_file
 
     root = Path(__file__).resolve().parent.parent / "cases"
     failures = []

@@ -30,7 +30,7 @@ def _node_tests():
 
 
 def _cases():
-    from harness.caseload import load_file
+    from harness.cases.load import load_file
 
     cases = {}
     for name in ("quantizelinear.yaml", "dequantizelinear.yaml"):
@@ -40,9 +40,9 @@ def _cases():
 
 
 def test_every_node_test_is_a_case_with_onnx_values():
-    from harness.execute import make_inputs
-    from harness.network import NetworkInfo
-    from harness.data import materialise
+    from harness.engine.execute import make_inputs
+    from harness.cases.network import NetworkInfo
+    from harness.cases.data import materialise
 
     tests, cases = _node_tests(), _cases()
     assert set(tests) == set(cases), "re-run `qdq import onnx-node-tests`: the installed onnx has other node tests"

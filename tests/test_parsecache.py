@@ -10,9 +10,11 @@ import sqlite3
 import numpy as np
 import pytest
 
-from harness import caseload, yamlread
-from harness.caseload import check_file, iter_case_files
-from harness.parsecache import ParseCache
+from harness.cases import load as caseload
+
+from harness.cases import yamlread
+from harness.cases.load import check_file, iter_case_files
+from harness.cases.parsecache import ParseCache
 
 from conftest import REPO
 
@@ -240,7 +242,7 @@ def test_another_loader_version_or_root_is_a_miss(cache, tmp_path, write_case, c
     assert cache.get(path, cases_dir) is not None
     assert cache.get(path, cases_dir / "t") is None  # ids are paths under the root: t/c vs c
     assert ParseCache(cache.database).get(path, cases_dir) is not None
-    monkeypatch.setattr("harness.parsecache.FORMAT", 2)
+    monkeypatch.setattr("harness.cases.parsecache.FORMAT", 2)
     assert ParseCache(cache.database).get(path, cases_dir) is None
 
 

@@ -7,7 +7,7 @@ import textwrap
 from conftest import run_qdq
 
 CRASHY = """
-from harness.backend import Availability, Backend, Runner
+from harness.engine.backend import Availability, Backend, Runner
 
 
 class _Boom(Runner):
@@ -82,7 +82,7 @@ import ctypes
 import sys
 import time
 
-from harness.backend import Availability, Backend, Runner
+from harness.engine.backend import Availability, Backend, Runner
 
 
 class _Never(Runner):
@@ -162,20 +162,28 @@ def test_segfaulting_and_hanging_backends_end_as_error_items_and_the_run_goes_on
 
 
 def test_workers_are_pinned_one_gpu_each(monkeypatch):
-    from harness.isolation import pinned_environment
+    from harness.engine.backend import discover
+    from harness.engine.isolation import _environment
 
+    trt = discover()["tensorrt"]()
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    assert pinned_environment("gw0")["CUDA_VISIBLE_DEVICES"] == "3"
-    assert pinned_environment("gw1")["CUDA_VISIBLE_DEVICES"] == "5"
-    assert pinned_environment("gw2")["CUDA_VISIBLE_DEVICES"] == "3"
+    assert _environment(trt) == {}  # no xdist worker id: nothing to pin
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert _environment(trt) == {"CUDA_VISIBLE_DEVICES": "3"}
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    assert _environment(trt) == {"CUDA_VISIBLE_DEVICES": "5"}
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw2")
+    assert _environment(trt) == {"CUDA_VISIBLE_DEVICES": "3"}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")  # one GPU: nothing to pin
-    assert pinned_environment("gw4")["CUDA_VISIBLE_DEVICES"] == "1"
+    assert _environment(trt) == {}
+    assert _environment(discover()["numpy"]()) == {}  # a CPU backend pins nothing
 
 
 IN_PROCESS_SEGFAULT = """
 import ctypes
 
-from harness.backend import Availability, Backend
+from harness.engine.backend import Availability, Backend
 
 
 class InProcessSegfault(Backend):

@@ -10,8 +10,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from harness.errors import QdqError
-from harness.execute import execute
+from harness.cases.errors import QdqError
+from harness.engine.execute import execute
 from plugins.numpy.backend import NumpyReference, dequantize, quantize
 
 BACKEND = NumpyReference()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_qdq
-from harness.report import allure_cli, categories
+from harness.report.html import allure_cli, categories
 
 pytest.importorskip("allure_pytest", reason="allure-pytest is not installed (pip install 'qdq-harness[report]')")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from harness import summary
-from harness.report import mark_declared_deviations
+from harness.report import summary
+from harness.report.html import mark_declared_deviations
 
 SKIP_REASON = "tensorrt unavailable: module missing: tensorrt (the package index holds only stubs)"
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import run_qdq
-from harness.backend import availability
+from harness.engine.backend import availability
 
 pytestmark = pytest.mark.gpu
 

@@ -53,8 +53,8 @@ def test_versions_never_match_tensorrt_overrides(rtx_run):
 
 
 def test_valid_twins_build_for_error_cases():
-    from harness.caseload import load_file
-    from harness.twin import valid_twins
+    from harness.cases.load import load_file
+    from harness.engine.twin import valid_twins
     from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
 
     backend = TensorRTRTXBackend()
@@ -107,9 +107,9 @@ class _HopperCuda:
 def test_a_gpu_rtx_refuses_makes_value_cases_skips_naming_its_compute_capability(monkeypatch):
     import plugins.tensorrt.runtime as trt_runtime
     import plugins.tensorrt.rtx_backend as rtx_mod
-    from harness.caseload import load_file
-    from harness.execute import execute
-    from harness.verdict import judge
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
+    from harness.engine.verdict import judge
 
     calls = []
 
@@ -164,7 +164,7 @@ def test_many_refused_builds_in_one_worker_do_not_deadlock(tmp_path):
         [
             sys.executable,
             "-m",
-            "harness.cli",
+            "harness.cli.main",
             "run",
             *files,
             "--backend",
@@ -186,8 +186,8 @@ def test_many_refused_builds_in_one_worker_do_not_deadlock(tmp_path):
 def test_fp8_and_int4_constants_reach_the_builder_as_typed_weights():
     # FP8 bytes and INT4 packed pairs through Weights(type, ptr, count): RTX builds a DQ of each (a weight-only
     # INT4 layer is the common case); before, the harness refused such constants itself.
-    from harness.caseload import load_file
-    from harness.execute import execute
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
     from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
 
     backend = TensorRTRTXBackend()
@@ -202,8 +202,8 @@ def test_fp8_and_int4_constants_reach_the_builder_as_typed_weights():
 def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
     # A QuantizeLinear with neither zero point nor output_dtype means UINT8 in ONNX; TensorRT-RTX 1.7's parser makes
     # an INT8 Quantize of it (docs/tensorrt-rtx.md). The check reads the parsed layer back and says so.
-    from harness.caseload import load_file
-    from harness.execute import execute
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
 
     case = load_file(REPO / "cases" / "field" / "onnx-defaults.yaml", REPO / "cases")[0]
     outcome = execute(_rtx_onnx(), case)
@@ -214,8 +214,8 @@ def test_rtx_onnx_parser_interpretation_check_catches_the_uint8_default():
 def test_a_stated_interpretation_is_what_the_parsed_network_is_checked_against(tmp_path):
     # rules/onnx-parser-axis: RTX 1.7's parser reads the missing axis as 1, ONNX's default. A case stating axis 0
     # (what the 8.x-10.1 parsers' source does) is then a mismatch naming the stated value.
-    from harness.caseload import load_file
-    from harness.execute import execute
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
 
     text = (REPO / "cases" / "rules" / "onnx-parser-axis.yaml").read_text()
     (tmp_path / "cases").mkdir()
@@ -229,8 +229,8 @@ def test_a_stated_interpretation_is_what_the_parsed_network_is_checked_against(t
 
 
 def test_rtx_onnx_parser_gives_real_parser_verdicts():
-    from harness.caseload import load_file
-    from harness.execute import execute
+    from harness.cases.load import load_file
+    from harness.engine.execute import execute
 
     cases = {c.id: c for c in load_file(REPO / "cases" / "onnx-node" / "quantizelinear.yaml", REPO / "cases")}
     zp = execute(_rtx_onnx(), cases["onnx-node/quantizelinear::quantizelinear"])
@@ -240,7 +240,7 @@ def test_rtx_onnx_parser_gives_real_parser_verdicts():
 
 
 def _rtx_onnx():
-    from harness.config import RunConfig
+    from harness.engine.config import RunConfig
     from plugins.tensorrt.rtx_onnx_backend import TensorRTRTXOnnxBackend
 
     backend = TensorRTRTXOnnxBackend()

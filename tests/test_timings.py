@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.execute import execute
+from harness.engine.execute import execute
 from plugins.numpy.backend import NumpyReference
 
 from conftest import MINIMAL, REPO, run_qdq
@@ -55,7 +55,7 @@ def test_records_carry_the_timings_also_from_isolation_workers(tmp_path):
 
 def test_a_cpu_build_of_tensorrt_rtx_is_timed_and_says_it_was_not_cached():
     pytest.importorskip("tensorrt_rtx")
-    from harness.caseload import load_file
+    from harness.cases.load import load_file
     from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
 
     (case,) = load_file(REPO / "cases" / "docs" / "s1-per-tensor-int8.yaml", REPO / "cases")

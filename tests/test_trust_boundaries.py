@@ -60,7 +60,7 @@ def test_a_matrix_key_with_path_syntax_writes_inside_the_bundle(tmp_path):
     assert record["status"] == "pass", record
     stored = tmp_path / "out" / record["outputs_file"]
     assert stored.resolve().is_relative_to((tmp_path / "out" / "outputs").resolve())
-    from harness.bundle import record_outputs
+    from harness.results.bundle import record_outputs
 
     assert np.all(record_outputs(tmp_path / "out", record)["y"] == 1.0)
 
@@ -73,7 +73,7 @@ def test_a_case_in_x_yaml_and_the_file_x_slash_b_keep_their_own_outputs(tmp_path
     (cases / "x.yaml").write_text(f"cases:\n  - name: b\n    title: t\n    {entry}")
     (cases / "x" / "b.yaml").write_text(_case(5))
     doc = _run(tmp_path)
-    from harness.bundle import record_outputs
+    from harness.results.bundle import record_outputs
 
     mine = {r["case_id"]: r for r in doc["records"] if r["backend"] == "numpy"}
     assert set(mine) == {"x::b", "x/b"}

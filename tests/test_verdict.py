@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from harness.errors import QdqError
-from harness.execute import Outcome
-from harness.verdict import judge
+from harness.cases.errors import QdqError
+from harness.engine.execute import Outcome
+from harness.engine.verdict import judge
 
 CASE = """
 title: t
@@ -106,7 +106,7 @@ def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
     # by " + ", each input with its "Format/Datatype".
     import json
 
-    from harness.verdict import unquantized
+    from harness.engine.verdict import unquantized
     from plugins.tensorrt.inspector import precision_details
 
     def engine(fmt):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from harness.caseload import load_file
-from harness.execute import Outcome
-from harness.verdict import judge
+from harness.cases.load import load_file
+from harness.engine.execute import Outcome
+from harness.engine.verdict import judge
 
 
 def _case(rel: str, case_id: str):

@@ -7,8 +7,7 @@ import math
 
 import pytest
 
-from harness import yamlread
-
+from harness.cases import yamlread
 from conftest import REPO
 
 UNUSUAL = {

@@ -212,8 +212,8 @@ def main() -> None:
     sys.path.insert(0, str(repo))
     real = importlib.import_module("tensorrt_bindings")
     from plugins.tensorrt import runtime as trt_runtime
-    from harness.caseload import check_file, iter_case_files
-    from harness.errors import QdqError
+    from harness.cases.load import check_file, iter_case_files
+    from harness.cases.errors import QdqError
     from plugins.tensorrt.compat import TrtApi
     from plugins.tensorrt.network import build_engine, make_logger
 

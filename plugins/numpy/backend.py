@@ -31,11 +31,11 @@ import math
 import numpy as np
 
 import harness
-from harness import dtypes
-from harness.backend import Availability, Backend, Runner
-from harness.case import Case, Layer
-from harness.errors import QdqError
-from harness.network import GranularityError, NetworkInfo, cast_array
+from harness.cases import dtypes
+from harness.engine.backend import Availability, Backend, Runner
+from harness.cases.case import Case, Layer
+from harness.cases.errors import QdqError
+from harness.cases.network import GranularityError, NetworkInfo, cast_array
 from plugins.numpy import ops
 
 VOLUME_LIMIT = 2**31 - 1

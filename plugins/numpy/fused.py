@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 import harness
-from harness.backend import Availability, Backend, Runner
-from harness.case import Case, Layer
-from harness.network import GranularityError, NetworkInfo
+from harness.engine.backend import Availability, Backend, Runner
+from harness.cases.case import Case, Layer
+from harness.cases.network import GranularityError, NetworkInfo
 from plugins.numpy import ops
 from plugins.numpy.backend import _Built, _Runner
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from harness.shapes import window
+from harness.cases.shapes import window
 
 
 def _padded(x: np.ndarray, pads: tuple[int, int, int, int], value: float) -> np.ndarray:

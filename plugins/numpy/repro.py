@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import inspect
 
-from harness.case import Case
-from harness.network import NetworkInfo
-from harness.scripts import FOOTER, array_code, finish, header, inputs_code
+from harness.cases.case import Case
+from harness.cases.network import NetworkInfo
+from harness.engine.scripts import FOOTER, array_code, finish, header, inputs_code
 
 
 def script(case: Case) -> str:

@@ -21,9 +21,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from harness import dtypes
-from harness.case import Case, Layer
-from harness.network import NetworkInfo
+from harness.cases import dtypes
+from harness.cases.case import Case, Layer
+from harness.cases.network import NetworkInfo
 
 ONNX_TYPES = {
     "float32": TensorProto.FLOAT,
@@ -72,6 +72,12 @@ def _granularity_attrs(info: NetworkInfo, layer: Layer) -> dict:
     return {} if layer.axis is None else {"axis": layer.axis}
 
 
+def _settings(case: Case) -> dict:
+    """The case's `onnx:` section (the opset it asks for, ONNX's default output type): the case format's settings
+    for this family, read by this family only."""
+    return dict(case.raw.get("onnx") or {})
+
+
 def minimum_opset(case: Case) -> int:
     """The lowest opset whose QuantizeLinear/DequantizeLinear express every layer of the case."""
     info = NetworkInfo(case)
@@ -95,7 +101,7 @@ def minimum_opset(case: Case) -> int:
 def opset_for(case: Case, asked: int | None = None, minimum: int = 0) -> int:
     """The one rule for the opset a model is written at, by runs and repro scripts alike: the run's `--opset`, else
     the case's `onnx: {opset}`, else the lowest that expresses the case; never below what the runtime needs."""
-    return max(minimum, asked or case.onnx.get("opset") or minimum_opset(case))
+    return max(minimum, asked or _settings(case).get("opset") or minimum_opset(case))
 
 
 def export(case: Case, opset: int | None = None, *, readouts: bool = False) -> Exported:
@@ -148,7 +154,7 @@ def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list
     nodes = []
     if layer.op == "quantize":
         to = layer.output_type
-        if to == "uint8" and layer.zero_point is None and info.case.onnx.get("default_output_type"):
+        if to == "uint8" and layer.zero_point is None and _settings(info.case).get("default_output_type"):
             # ONNX's default: a QuantizeLinear with neither zero point nor output_dtype outputs UINT8.
             nodes.append(helper.make_node("QuantizeLinear", inputs, [layer.name], name=layer.name, **attrs))
             return nodes
@@ -181,7 +187,7 @@ def _qdq_nodes(layer: Layer, info: NetworkInfo, opset: int, inits: list) -> list
 
 def _compute_node(layer: Layer, info: NetworkInfo):
     """conv -> Conv, matmul -> MatMul, add -> Add, relu -> Relu, pool -> MaxPool/AveragePool, concat -> Concat."""
-    from harness.shapes import window
+    from harness.cases.shapes import window
 
     if layer.op in ("conv", "pool"):
         kernel = info.shapes[layer.weight][2:] if layer.op == "conv" else tuple(layer.attr("kernel"))
@@ -218,7 +224,7 @@ def check(model: onnx.ModelProto) -> None:
 def checked_export(case: Case, opset: int | None, categorize, *, readouts: bool = False) -> Exported:
     """The case's model, checked with onnx.checker's full check; a failure is the backend's build refusal in the
     shared vocabulary (`categorize(message, phase)` is the backend's own mapping)."""
-    from harness.errors import QdqError
+    from harness.cases.errors import QdqError
 
     exported = export(case, opset, readouts=readouts)
     try:
@@ -244,16 +250,17 @@ def opset_problem(opset: int | None) -> str | None:
     return None
 
 
-def export_command(case: Case, output, opset: int | None) -> tuple[int, str]:
+def export_command(case: Case, output, options: dict) -> tuple[int, str]:
     """`qdq export CASE -o model.onnx`: the model (checked with onnx.checker's full check; a model that fails it is
     not written) and its inputs as `<model>.<input>.npy` beside it, so two exports never overwrite each other."""
     from pathlib import Path
 
     import numpy as np
 
-    from harness.execute import make_inputs
+    from harness.engine.execute import make_inputs
 
     output = Path(output)
+    opset = options.get("opset")
     problem = opset_problem(opset)
     if problem:
         return 2, problem

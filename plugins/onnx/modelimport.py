@@ -460,7 +460,7 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
     """`qdq import model.onnx [-o DIR]` (default cases/imported/<model name>)."""
     import onnx
 
-    from harness import ownership
+    from harness.results import ownership
 
     path = Path(source)
     if not path.is_file():
@@ -492,7 +492,7 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
     target.write_text(render(path.name, cases))
     for name, array in files.arrays.items():
         np.save(out / name, array, allow_pickle=False)
-    from harness.caseload import check_file, find_root
+    from harness.cases.load import check_file, find_root
 
     loaded, problems = check_file(target, find_root(target))
     if problems:

@@ -44,7 +44,7 @@ def _array(value) -> np.ndarray:
 
 
 def _type_name(array: np.ndarray, elem_type: int | None = None) -> str:
-    from harness import dtypes
+    from harness.cases import dtypes
     from plugins.onnx.export import ONNX_TYPES
 
     if elem_type is not None:
@@ -105,7 +105,7 @@ def case_of(test) -> dict:
                 f"{test.name}: block_size {attrs['block_size']} on axis {axis} is not what the "
                 f"scale's shape {list(s.shape)} implies for x {list(x.shape)}"
             )
-    from harness import dtypes
+    from harness.cases import dtypes
 
     feedable = dtypes.dtype(types[x_name]).bits >= 8
     x_layer = (
@@ -173,7 +173,7 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
     import sys
     import tempfile
 
-    from harness import bundle
+    from harness.results import bundle
 
     found: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="qdq-import-") as tmp:
@@ -181,7 +181,7 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
             [
                 sys.executable,
                 "-m",
-                "harness.cli",
+                "harness.cli.main",
                 "run",
                 *map(str, files),
                 "--root",
@@ -228,7 +228,7 @@ def measured_overrides(files: list[Path], root: Path) -> dict[str, list[dict]]:
 
 
 def _contract() -> str | None:
-    from harness.backend import contract_model
+    from harness.engine.backend import contract_model
 
     return contract_model()
 
@@ -276,7 +276,7 @@ def import_node_tests(out_dir: Path) -> tuple[list[Path], list[str]]:
     paths = {op: out_dir / f"{op.lower()}.yaml" for op in OPS}
     for op, cases in by_op.items():
         paths[op].write_text(render(op, cases))
-    from harness.caseload import find_root
+    from harness.cases.load import find_root
 
     overrides = measured_overrides(list(paths.values()), find_root(out_dir))
     for op, cases in by_op.items():
@@ -289,7 +289,7 @@ def import_node_tests(out_dir: Path) -> tuple[list[Path], list[str]]:
 
 def import_command(source: str, output: Path | None, force: bool = False) -> tuple[int, str]:
     """`qdq import onnx-node-tests [-o DIR]` (default cases/onnx-node)."""
-    from harness import ownership
+    from harness.results import ownership
 
     out = Path(output) if output else Path("cases") / "onnx-node"
     refusal = None if force else ownership.problem(out, ownership.IMPORT_MARKER, "imported cases", "-o")
@@ -297,7 +297,7 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
         return 2, refusal
     ownership.claim(out, ownership.IMPORT_MARKER, "qdq import onnx-node-tests")
     written, refused = import_node_tests(out)
-    from harness.caseload import load_file
+    from harness.cases.load import load_file
 
     count = sum(len(load_file(p)) for p in written)
     lines = [f"{', '.join(map(str, written))}: {count} cases from onnx {_onnx_version()}'s node tests"]

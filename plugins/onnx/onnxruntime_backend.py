@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness import dtypes
-from harness.backend import Availability, Runner
-from harness.case import Case
-from harness.errors import QdqError
-from harness.twin import TwinProbe
+from harness.cases import dtypes
+from harness.engine.backend import Availability, Runner
+from harness.cases.case import Case
+from harness.cases.errors import QdqError
+from harness.engine.twin import TwinProbe
 from plugins.onnx.common import OnnxBackend, categorizer
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
@@ -92,7 +92,7 @@ def unfeedable(case: Case) -> str | None:
 
 def read_output(name: str, results: dict, case: Case, readouts: dict[str, str]) -> np.ndarray:
     """ORT's value as the case's declared type: read-outs cast back, FP8 bytes reinterpreted."""
-    from harness.network import NetworkInfo
+    from harness.cases.network import NetworkInfo
 
     want = dtypes.dtype(NetworkInfo(case).dtype(name)).np_type
     value = np.asarray(results[readouts.get(name, name)])
@@ -131,7 +131,7 @@ class OnnxRuntimeBackend(OnnxBackend):
         return self._twins.skip_reason(case)
 
     def _run_twin(self, twin: Case) -> None:
-        from harness.execute import make_inputs
+        from harness.engine.execute import make_inputs
 
         with self.load(twin) as runner:
             runner.infer(make_inputs(twin))
@@ -139,7 +139,7 @@ class OnnxRuntimeBackend(OnnxBackend):
     def load(self, case: Case) -> Runner:
         from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
-        exported = checked_export(case, opset_for(case, self.config.opset), categorize, readouts=True)
+        exported = checked_export(case, opset_for(case, self.config.option("opset")), categorize, readouts=True)
         runner = _Runner(case, exported.model.SerializeToString(), exported.readouts, exported.opset)
         runner.artifacts["model.onnx"] = runner.model_bytes
         return runner
@@ -148,4 +148,4 @@ class OnnxRuntimeBackend(OnnxBackend):
         from plugins.onnx.export import opset_for
         from plugins.onnx.repro import onnxruntime_script
 
-        return onnxruntime_script(case, opset_for(case, self.config.opset))
+        return onnxruntime_script(case, opset_for(case, self.config.option("opset")))

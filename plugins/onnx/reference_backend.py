@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.backend import Availability, Runner
-from harness.case import Case
-from harness.errors import QdqError
+from harness.engine.backend import Availability, Runner
+from harness.cases.case import Case
+from harness.cases.errors import QdqError
 from plugins.onnx.common import OnnxBackend, categorizer
 
 MIN_OPSET = 19
@@ -40,8 +40,8 @@ class _Runner(Runner):
             raise QdqError(categorize(str(exc), "build"), str(exc).splitlines()[0], native=str(exc)) from None
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from harness import dtypes
-        from harness.network import NetworkInfo
+        from harness.cases import dtypes
+        from harness.cases.network import NetworkInfo
 
         try:
             with np.errstate(all="ignore"):
@@ -77,7 +77,7 @@ class OnnxReferenceBackend(OnnxBackend):
     def load(self, case: Case) -> Runner:
         from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
-        opset = opset_for(case, self.config.opset, MIN_OPSET)
+        opset = opset_for(case, self.config.option("opset"), MIN_OPSET)
         exported = checked_export(case, opset, categorize)
         runner = _Runner(case, exported.model, exported.opset)
         runner.artifacts["model.onnx"] = exported.model.SerializeToString()
@@ -87,4 +87,4 @@ class OnnxReferenceBackend(OnnxBackend):
         from plugins.onnx.export import opset_for
         from plugins.onnx.repro import reference_script
 
-        return reference_script(case, opset_for(case, self.config.opset, MIN_OPSET))
+        return reference_script(case, opset_for(case, self.config.option("opset"), MIN_OPSET))

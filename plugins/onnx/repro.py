@@ -3,9 +3,9 @@ the reference evaluator."""
 
 from __future__ import annotations
 
-from harness.case import Case
-from harness.network import NetworkInfo
-from harness.scripts import FOOTER, array_code, finish, header, inputs_code
+from harness.cases.case import Case
+from harness.cases.network import NetworkInfo
+from harness.engine.scripts import FOOTER, array_code, finish, header, inputs_code
 
 
 def model_code(case: Case, opset: int | None) -> str:

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import harness
 
-from harness.backend import Availability, Backend, Runner
-from harness.case import Case
+from harness.engine.backend import Availability, Backend, Runner
+from harness.cases.case import Case
 from plugins.tensorrt.compat import TrtApi
 from plugins.tensorrt.network import Built, build_engine, make_logger
 from plugins.tensorrt.runtime import EngineRunner, gpu_status
-from harness.twin import TwinProbe
+from harness.engine.twin import TwinProbe
 
 
 class TrtRunner(Runner):
@@ -81,6 +81,11 @@ class TensorRTBackend(Backend):
 
     def module(self):
         return importlib.import_module(self.module_name)
+
+    def worker_environment(self, worker_id: str) -> dict[str, str]:
+        from plugins.tensorrt.gpus import pinned_environment
+
+        return pinned_environment(worker_id)
 
     def availability(self) -> Availability:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from harness.errors import QdqError
+from harness.cases.errors import QdqError
 
 # case type -> DataType member name
 DATA_TYPES = {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 
-# Inspector format words -> harness type names (harness/dtypes.py), first match wins.
+# Inspector format words -> harness type names (harness/cases/dtypes.py), first match wins.
 _FORMATS = [
     (re.compile(p), t)
     for p, t in (

@@ -109,7 +109,7 @@ def expected(onnx_view: dict[str, dict], stated: dict[str, dict]) -> dict[str, d
 
 
 def dtype_name(name: str) -> str:
-    from harness import dtypes
+    from harness.cases import dtypes
 
     return dtypes.dtype(name).name
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.case import Case
-from harness.errors import QdqError
-from harness.errors import categorize as shared_categorize
-from harness.network import NetworkInfo
+from harness.cases.case import Case
+from harness.cases.errors import QdqError
+from harness.cases.errors import categorize as shared_categorize
+from harness.cases.network import NetworkInfo
 from plugins.tensorrt.compat import TrtApi
 
 # Builder messages -> categories, first match wins (measured on TensorRT-RTX 1.7; 8.x texts from the cookbook).
@@ -127,7 +127,7 @@ def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
     """conv, matmul, add, relu, pool, concat with INetworkDefinition's own layers. A convolution's kernel (and bias)
     come as tensors through set_input (the kernel of a Q/DQ network is a DequantizeLayer's output, which is how
     TensorRT recognises a quantized convolution); padding is explicit pre/post padding."""
-    from harness.shapes import window
+    from harness.cases.shapes import window
 
     if layer.op == "conv":
         w_shape = info.shapes[layer.weight]

@@ -4,7 +4,7 @@ the path real QAT models take (pytorch_quantization, TensorRT Model Optimizer); 
 
 from __future__ import annotations
 
-from harness.case import Case
+from harness.cases.case import Case
 from plugins.tensorrt.network import Built, build_engine
 from plugins.tensorrt.backend import TensorRTBackend
 
@@ -17,7 +17,7 @@ class TensorRTOnnxBackend(TensorRTBackend):
     def _build(self, api, case: Case) -> Built:
         from plugins.onnx.export import export, opset_for  # onnx is imported when used, not when listed
 
-        model = export(case, opset_for(case, self.config.opset)).model.SerializeToString()
+        model = export(case, opset_for(case, self.config.option("opset"))).model.SerializeToString()
         return build_engine(
             api, case, case.target.get("compute_capability"), onnx_model=model, timing_cache=self._timing_cache(api)
         )
@@ -26,4 +26,4 @@ class TensorRTOnnxBackend(TensorRTBackend):
         from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 
-        return onnx_parser_script(case, opset_for(case, self.config.opset))
+        return onnx_parser_script(case, opset_for(case, self.config.option("opset")))

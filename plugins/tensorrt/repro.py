@@ -7,9 +7,9 @@ import numpy as np
 
 from plugins.tensorrt.network import pack_nibbles
 
-from harness.case import Case
-from harness.network import NetworkInfo
-from harness.scripts import FOOTER, array_code, finish, header, inputs_code
+from harness.cases.case import Case
+from harness.cases.network import NetworkInfo
+from harness.engine.scripts import FOOTER, array_code, finish, header, inputs_code
 from plugins.onnx.repro import model_code
 
 DISTRIBUTIONS = {"cuda": "cuda-python", "tensorrt_rtx": "tensorrt-rtx"}  # module -> the package that installs it
@@ -101,7 +101,7 @@ def run(plan):
 
 def _compute_code(layer, info) -> list[str]:
     """The script's lines for a compute layer, as plugins/tensorrt/network.py builds it."""
-    from harness.shapes import window
+    from harness.cases.shapes import window
 
     op, _n = layer.op, layer.name
     if op == "matmul":

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from harness.backend import Availability, Runner
-from harness.case import Case
-from harness.errors import BuiltNotRun, QdqError
+from harness.engine.backend import Availability, Runner
+from harness.cases.case import Case
+from harness.cases.errors import BuiltNotRun, QdqError
 from plugins.tensorrt.runtime import gpu_status
 from plugins.tensorrt.backend import TensorRTBackend, TrtRunner
 

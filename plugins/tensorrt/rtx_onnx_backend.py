@@ -10,8 +10,8 @@ a case declares such a difference with an override for this backend and version.
 
 from __future__ import annotations
 
-from harness.case import Case
-from harness.errors import QdqError
+from harness.cases.case import Case
+from harness.cases.errors import QdqError
 from plugins.tensorrt.network import Built, build_engine
 from plugins.tensorrt.rtx_backend import TensorRTRTXBackend
 
@@ -25,7 +25,7 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         from plugins.onnx.export import export  # onnx is imported when used, not when listed
         from plugins.tensorrt import interpretation
 
-        model = export(case, self.config.opset).model
+        model = export(case, self.config.option("opset")).model
         meaning = interpretation.expected(interpretation.onnx_semantics(model), case.interpretation)
         found: list[str] = []
 
@@ -51,5 +51,5 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         from plugins.tensorrt.repro import onnx_parser_script
 
         return onnx_parser_script(
-            case, opset_for(case, self.config.opset)
+            case, opset_for(case, self.config.option("opset"))
         )  # the model and its inputs, for NVIDIA's tools

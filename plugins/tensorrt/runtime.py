@@ -10,7 +10,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from harness.errors import QdqError
+from harness.cases.errors import QdqError
 
 _NUMPY = {
     "FLOAT": np.float32,

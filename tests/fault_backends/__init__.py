@@ -9,7 +9,7 @@ import ctypes
 import os
 import time
 
-from harness.backend import Availability, Backend
+from harness.engine.backend import Availability, Backend
 
 
 def _mark(case) -> None:
