@@ -21,8 +21,6 @@ import numpy as np
 
 from plugins.onnx.nodetests import _values
 
-MAX_ELEMENTS = 4096  # a case stays small: larger tensors are cut to their first rows (said in the title)
-
 
 def _case_type(elem_type: int) -> str | None:
     from plugins.onnx.export import ONNX_TYPES
@@ -59,22 +57,21 @@ def _elem(infos: dict, name: str, inits: dict) -> int | None:
     return found[0] if found else None
 
 
-def _trim(array: np.ndarray) -> tuple[np.ndarray, bool]:
-    if array.size <= MAX_ELEMENTS or array.ndim == 0:
-        return array, False
-    rows = max(1, MAX_ELEMENTS // max(1, array[0].size))
-    return array[:rows], True
-
-
-def configurations(model, model_name: str, files: "_Files", infos: dict) -> list[dict]:
-    """The distinct Q/DQ configurations of a model, each as a case body."""
+def configurations(model, model_name: str, files: "_Files", infos: dict, owner: dict, start: int = 0) -> list[dict]:
+    """The distinct Q/DQ configurations of the nodes no layer case holds, each as a case body; `owner` gets each
+    node's case (a node whose configuration an earlier case already states belongs to that case)."""
     from onnx import helper, numpy_helper
 
     inits = {i.name: i for i in model.graph.initializer}
     producers = {o: n for n in model.graph.node for o in n.output}
-    seen, cases = set(), []
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    cases = []
+    by_key: dict = {}
     for node in model.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear") or _node_id(node) in owner:
             continue
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         src = node.input[0]
@@ -84,7 +81,7 @@ def configurations(model, model_name: str, files: "_Files", infos: dict) -> list
         scale = numpy_helper.to_array(inits[scale_name])
         zp = numpy_helper.to_array(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] in inits else None
         if node.op_type == "DequantizeLinear" and src in producers and producers[src].op_type == "QuantizeLinear":
-            continue  # the pair is imported from its QuantizeLinear
+            continue  # the pair is imported from its QuantizeLinear (and accounted with it below)
         if node.op_type == "QuantizeLinear":
             kind = "weight" if src in inits else "activation"
             quantized = _case_type(inits[node.input[2]].data_type) if zp is not None else None
@@ -108,218 +105,75 @@ def configurations(model, model_name: str, files: "_Files", infos: dict) -> list
             hashlib.sha256(scale.tobytes()).hexdigest(),
             None if zp is None else zp.tobytes(),
         )
-        if key in seen:
-            continue
-        seen.add(key)
-        cases.append(_case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name, len(cases), files))
+        if key not in by_key:
+            body = _case(
+                infos, node, kind, quantized, real, scale, zp, axis, inits, model_name, start + len(cases), files
+            )
+            cases.append(body)
+            by_key[key] = body["name"]
+        owner[_node_id(node)] = by_key[key]
+        if node.op_type == "QuantizeLinear":  # its DequantizeLinear (same scale) is the other half of the case
+            for dq in consumers.get(node.output[0], []):
+                if dq.op_type == "DequantizeLinear" and _node_id(dq) not in owner:
+                    owner[_node_id(dq)] = by_key[key]
     return cases
 
 
-def _dq_source(name: str, inits: dict, producers: dict):
-    """(kind, details) of a DequantizeLinear output feeding a layer: a Q/DQ pair on an activation or float weight,
-    or a DQ of stored codes; None when it is neither (a runtime scale, another producer)."""
-    from onnx import helper, numpy_helper
-
-    dq = producers.get(name)
-    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits:
-        return None
-    attrs = {a.name: helper.get_attribute_value(a) for a in dq.attribute}
-    scale = numpy_helper.to_array(inits[dq.input[1]])
-    zp = numpy_helper.to_array(inits[dq.input[2]]) if len(dq.input) > 2 and dq.input[2] in inits else None
-    out = {"scale": scale, "zp": zp, "axis": attrs.get("axis", 1) if scale.size > 1 else None, "dq": dq}
-    if dq.input[0] in inits:
-        return "codes", {**out, "codes": numpy_helper.to_array(inits[dq.input[0]])}
-    q = producers.get(dq.input[0])
-    if q is None or q.op_type != "QuantizeLinear" or q.input[1] != dq.input[1]:
-        return None
-    if q.input[0] in inits:
-        return "weight", {**out, "float": numpy_helper.to_array(inits[q.input[0]]), "q": q}
-    return "activation", {**out, "q": q, "source": q.input[0]}
+def _node_id(node) -> str:
+    return node.name or node.output[0]
 
 
-def layer_cases(model, model_name: str, files: "_Files", start: int, infos: dict) -> list[dict]:
-    """Each Conv/MatMul whose two inputs are Dequantize outputs (an activation Q/DQ pair and a quantized weight),
-    with the Quantize after it when there is one, as a case: the model's own weights, scales and attributes."""
-    from onnx import helper, numpy_helper
+def layer_cases(model, model_name: str, files: "_Files", infos: dict, owner: dict) -> tuple[list[dict], dict]:
+    """Each compute node with Q/DQ around it as a case (plugins/onnx/islands.py); `owner` gets the Q/DQ nodes each
+    case is the first to hold. Returns the cases and, for Q/DQ nodes feeding a layer that could not be written, why."""
+    from plugins.onnx import islands
 
-    inits = {i.name: i for i in model.graph.initializer}
-    producers = {o: n for n in model.graph.node for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
-    cases = []
+    graph = islands.Graph(model, infos)
+    cases, why_not = [], {}
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "MatMul") or len(node.input) < 2:
+        if node.op_type not in islands.COMPUTE_OPS:
             continue
-        x, w = _dq_source(node.input[0], inits, producers), _dq_source(node.input[1], inits, producers)
-        if x is None or w is None or x[0] != "activation" or w[0] not in ("weight", "codes"):
+        tag = f"{len(cases):03d}-{node.op_type.lower()}"
+        body, nodes, why = islands.build(graph, node, files, tag, _case_type, model_name, seed=10 * len(cases))
+        if body is None:
+            for i in node.input:
+                dq = graph.producers.get(i)
+                if dq is not None and dq.op_type in QDQ_OPS:
+                    why_not.setdefault(_node_id(dq), (f"{dq.op_type} -> {node.op_type}", why))
             continue
-        xd, wd = x[1], w[1]
-        real = _case_type(_elem(infos, xd["source"], inits))
-        quantized = _case_type(inits[xd["dq"].input[2]].data_type) if xd["zp"] is not None else "int8"
-        shape = _shape(infos, xd["source"], inits) or [1]
-        index = start + len(cases)
-        tag = f"{index:03d}-{node.op_type.lower()}"
-        net = [{"op": "input", "name": "x", "dtype": real, "shape": shape}]
+        for n in nodes:
+            owner.setdefault(_node_id(n), tag)
+        cases.append(body)
+    return cases, why_not
 
-        def qdq(prefix, d, source, qtype):
-            layers = [
-                {
-                    "op": "constant",
-                    "name": f"{prefix}s",
-                    "dtype": _case_type(inits[d["dq"].input[1]].data_type),
-                    "shape": list(d["scale"].shape),
-                    "value": files.value(f"{tag}-{prefix}s", d["scale"]),
-                }
-            ]
-            extra = {"axis": d["axis"]} if d["axis"] is not None and d["scale"].ndim == 1 else {}
-            if d["zp"] is not None:
-                layers.append(
-                    {
-                        "op": "constant",
-                        "name": f"{prefix}zp",
-                        "dtype": qtype,
-                        "shape": list(d["zp"].shape),
-                        "value": files.value(f"{tag}-{prefix}zp", d["zp"]),
-                    }
-                )
-                extra["zero_point"] = f"{prefix}zp"
-            if source is not None:
-                layers.append(
-                    {
-                        "op": "quantize",
-                        "name": f"{prefix}q",
-                        "input": source,
-                        "scale": f"{prefix}s",
-                        **extra,
-                        "to": qtype,
-                    }
-                )
-                source = f"{prefix}q"
-            layers.append(
-                {
-                    "op": "dequantize",
-                    "name": f"{prefix}d",
-                    "input": source or f"{prefix}codes",
-                    "scale": f"{prefix}s",
-                    **extra,
-                    "to": _case_type(inits[d["dq"].input[1]].data_type),
-                }
-            )
-            return layers
 
-        net += qdq("x", xd, "x", quantized)
-        if w[0] == "weight":
-            net.append(
-                {
-                    "op": "constant",
-                    "name": "w",
-                    "dtype": real,
-                    "shape": list(wd["float"].shape),
-                    "value": files.value(f"{tag}-w", wd["float"]),
-                }
-            )
-            net += qdq("w", wd, "w", quantized)
+def unaccounted(model, owner: dict, why_not: dict) -> list[tuple[str, str, str]]:
+    """(node, pattern, reason) of every Q/DQ node no case holds: with `owner`, every Q/DQ node is in exactly one."""
+    inits = {i.name for i in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for node in model.graph.node:
+        if node.op_type not in QDQ_OPS or _node_id(node) in owner:
+            continue
+        if _node_id(node) in why_not:
+            pattern, reason = why_not[_node_id(node)]
+        elif len(node.input) < 2 or node.input[1] not in inits:
+            pattern, reason = node.op_type, "its scale is computed at run time, not a constant a case can state"
+        elif node.op_type == "DequantizeLinear" and node.input[0] not in inits and node.input[0] not in producers:
+            pattern, reason = "network input -> DequantizeLinear", "a Dequantize of a quantized network input"
         else:
-            codes_type = _case_type(inits[wd["dq"].input[0]].data_type)
-            net.append(
-                {
-                    "op": "constant",
-                    "name": "wcodes",
-                    "dtype": codes_type,
-                    "shape": list(wd["codes"].shape),
-                    "value": files.value(f"{tag}-wcodes", wd["codes"]),
-                }
-            )
-            net += qdq("w", wd, None, codes_type)
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        if node.op_type == "Conv":
-            layer = {"op": "conv", "name": "c", "input": "xd", "weight": "wd"}
-            if len(node.input) > 2 and node.input[2] in inits:
-                bias = numpy_helper.to_array(inits[node.input[2]])
-                net.append(
-                    {
-                        "op": "constant",
-                        "name": "b",
-                        "dtype": real,
-                        "shape": list(bias.shape),
-                        "value": files.value(f"{tag}-b", bias),
-                    }
-                )
-                layer["bias"] = "b"
-            pads = attrs.get("pads", [0, 0, 0, 0])
-            layer.update(
-                {
-                    k: v
-                    for k, v in (
-                        ("stride", attrs.get("strides")),
-                        ("dilation", attrs.get("dilations")),
-                        ("groups", attrs.get("group")),
-                    )
-                    if v not in (None, [1, 1], 1)
-                }
-            )
-            if any(pads):
-                layer["padding"] = [pads[0], pads[1], pads[2], pads[3]]
-        else:
-            layer = {"op": "matmul", "name": "c", "inputs": ["xd", "wd"]}
-        net.append(layer)
-        outputs = ["c"]
-        after = [n for n in consumers.get(node.output[0], []) if n.op_type == "QuantizeLinear" and n.input[1] in inits]
-        if after:
-            q = after[0]
-            sy = numpy_helper.to_array(inits[q.input[1]])
-            if sy.size == 1:
-                net.append(
-                    {
-                        "op": "constant",
-                        "name": "ys",
-                        "dtype": _case_type(inits[q.input[1]].data_type),
-                        "shape": list(sy.shape),
-                        "value": _nested(sy),
-                    }
-                )
-                net.append({"op": "quantize", "name": "y", "input": "c", "scale": "ys", "to": quantized})
-                outputs = ["y"]
-        cases.append(
-            {
-                "name": tag,
-                "title": f"{model_name}: {node.op_type} {node.name or node.output[0]!r} with its "
-                f"Q/DQ inputs{' and the Quantize after it' if outputs == ['y'] else ''}",
-                "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
-                "tags": ["imported", "layers", node.op_type.lower(), quantized],
-                "network": net,
-                "outputs": outputs,
-                "inputs": {
-                    "x": {
-                        "random": {
-                            "seed": index,
-                            "distribution": "normal",
-                            "mean": 0,
-                            "std": float(np.max(xd["scale"])) * 40,
-                        }
-                    }
-                },
-                # Float sums in another order (and division against the reciprocal) may move a result by a
-                # rounding: a float output within 1e-5, a quantized one within one step.
-                "expect": {
-                    "reference": {"tolerance": {"steps": 1} if outputs == ["y"] else {"atol": 1e-5, "rtol": 1e-5}}
-                },
-            }
-        )
-    return cases
+            pattern, reason = node.op_type, "a type or layout the case format cannot state"
+        out.append((_node_id(node), pattern, reason))
+    return out
 
 
 def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name, index, files) -> dict:
     from onnx import numpy_helper
 
     src = node.input[0]
-    network, trimmed = [], False
+    network = []
     if kind == "activation":
         shape = _shape(infos, src, inits) or [1, 4]
-        if int(np.prod(shape)) > MAX_ELEMENTS and len(shape) >= 2:
-            shape = [1] + shape[1:]
         network.append({"op": "input", "name": "x", "dtype": real, "shape": shape})
         inputs = {
             "x": {
@@ -332,10 +186,7 @@ def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name
             }
         }
     else:
-        value = numpy_helper.to_array(inits[src])
-        value, trimmed = _trim(value)
-        if axis not in (None, 0) and trimmed:
-            value, trimmed = numpy_helper.to_array(inits[src]), False  # never cut along a per-channel axis
+        value = numpy_helper.to_array(inits[src])  # whole: a large tensor goes to a .npy file beside the case
         network.append({"op": "input", "name": "unused", "dtype": "float32", "shape": [1]})
         network.append(
             {
@@ -347,21 +198,25 @@ def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name
             }
         )
         inputs = {"unused": [0]}
-        if scale.ndim == value.ndim and scale.shape[0] != value.shape[0] and axis == 0:
-            scale = scale[: value.shape[0]]
     network.append(
         {
             "op": "constant",
             "name": "s",
             "dtype": _case_type(inits[node.input[1]].data_type),
             "shape": list(scale.shape),
-            "value": _nested(scale),
+            "value": files.value(f"{index:03d}-s", scale),
         }
     )
     zp_layer = {}
     if zp is not None:
         network.append(
-            {"op": "constant", "name": "zp", "dtype": quantized, "shape": list(zp.shape), "value": _nested(zp)}
+            {
+                "op": "constant",
+                "name": "zp",
+                "dtype": quantized,
+                "shape": list(zp.shape),
+                "value": files.value(f"{index:03d}-zp", zp),
+            }
         )
         zp_layer = {"zero_point": "zp"}
     axis_attr = {"axis": axis} if axis is not None and scale.ndim == 1 else {}
@@ -380,8 +235,7 @@ def _case(infos, node, kind, quantized, real, scale, zp, axis, inits, model_name
     name = f"{index:03d}-{kind}-{quantized}-{granularity}"
     return {
         "name": name,
-        "title": f"{model_name}: {kind} {granularity} {quantized} Q/DQ of {src!r} (node {node.name or node.output[0]!r})"
-        + (" - cut to its first rows" if trimmed else ""),
+        "title": f"{model_name}: {kind} {granularity} {quantized} Q/DQ of {src!r} (node {node.name or node.output[0]!r})",
         "source": {"document": model_name, "where": f"node {node.name or node.output[0]!r} ({node.op_type})"},
         "tags": ["imported", kind, quantized, granularity],
         "network": network,
@@ -429,12 +283,15 @@ def render(model_name: str, cases: list[dict]) -> str:
             lines.append(f"    {key}: {json.dumps(c[key])}")
         lines.append("    network:")
         lines += [f"      - {json.dumps(layer)}" for layer in c["network"]]
-        for key in ("outputs", "inputs", "expect"):
-            lines.append(f"    {key}: {json.dumps(c[key])}")
+        for key in ("outputs", "inputs", "expect", "overrides"):
+            if key in c:
+                lines.append(f"    {key}: {json.dumps(c[key])}")
     return "\n".join(lines) + "\n"
 
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+ACCOUNTING = "nodes.json"  # beside the cases: which case holds each Q/DQ node, and the nodes no case holds
+NOT_IMPORTED = "not-imported.txt"
 
 
 def graph_problem(graph) -> str | None:
@@ -477,9 +334,10 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
     if problem:
         return 2, f"{source}: {problem}; nothing written"
     try:
-        files, infos = _Files(), value_infos(model)
-        cases = configurations(model, path.name, files, infos)
-        cases += layer_cases(model, path.name, files, len(cases), infos)
+        files, infos, owner = _Files(), value_infos(model), {}
+        cases, why_not = layer_cases(model, path.name, files, infos, owner)
+        cases += configurations(model, path.name, files, infos, owner, start=len(cases))
+        listed = unaccounted(model, owner, why_not)
     except Exception as exc:  # the last guard: a model the importer does not understand is one line, not a traceback
         return 2, (
             f"{source}: the importer failed on this model ({type(exc).__name__}: {str(exc)[:200]}); nothing "
@@ -490,6 +348,21 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
     ownership.claim(out, ownership.IMPORT_MARKER, f"qdq import {path.name}")
     target = out / "qdq.yaml"
     target.write_text(render(path.name, cases))
+    (out / ACCOUNTING).write_text(
+        json.dumps(
+            {
+                "model": path.name,
+                "qdq_nodes": sum(n.op_type in QDQ_OPS for n in model.graph.node),
+                "imported": owner,
+                "not_imported": [{"node": n, "pattern": p, "reason": r} for n, p, r in listed],
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    (out / NOT_IMPORTED).unlink(missing_ok=True)
+    if listed:
+        (out / NOT_IMPORTED).write_text("".join(f"not imported: node {n!r} ({p}): {r}\n" for n, p, r in listed))
     for name, array in files.arrays.items():
         np.save(out / name, array, allow_pickle=False)
     from harness.cases.load import check_file, find_root
@@ -497,4 +370,10 @@ def import_command(source: str, output: Path | None, force: bool = False) -> tup
     loaded, problems = check_file(target, find_root(target))
     if problems:
         return 1, f"{target}: written, but it does not load: {problems[0]}"
-    return 0, f"{target}: {len(loaded)} case(s), one per distinct Q/DQ configuration of {path.name}"
+    total = sum(n.op_type in QDQ_OPS for n in model.graph.node)
+    lines = [
+        f"{target}: {len(loaded)} case(s) from {path.name}; {total} Q/DQ nodes: {len(owner)} in the cases, "
+        f"{len(listed)} not imported" + (f" (listed in {out / NOT_IMPORTED})" if listed else "")
+    ]
+    lines += [f"not imported: node {node!r} ({pattern}): {reason}" for node, pattern, reason in listed]
+    return 0, "\n".join(lines)
