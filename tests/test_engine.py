@@ -23,7 +23,13 @@ HARNESS = REPO / "harness"
 CASES = ["cases/docs", "cases/rules/zero-point.yaml", "cases/numerics/non-finite.yaml"]
 CPU_BACKENDS = ["numpy", "onnxruntime", "onnx-reference"]
 # "numpy" also names the library: these places mean the library, not the backend.
-LIBRARY_NUMPY = {("bundle.py", "numpy"), ("dtypes.py", "numpy"), ("scripts.py", "numpy"), ("allure.py", "numpy"), ("html.py", "numpy")}
+LIBRARY_NUMPY = {
+    ("bundle.py", "numpy"),
+    ("dtypes.py", "numpy"),
+    ("scripts.py", "numpy"),
+    ("allure.py", "numpy"),
+    ("html.py", "numpy"),
+}
 
 
 def _code_strings(tree: ast.AST) -> list[str]:
