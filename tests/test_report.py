@@ -197,3 +197,88 @@ def test_rendered_report_shows_cases_and_the_failure(wrong_golden_run, tmp_path)
             timeout=120,
         )
         assert (artifacts / name).stat().st_size > 10000
+
+
+def _result(tmp, name, status, backend, feature="docs", story=None, message="", attachments=(), trace=None):
+    import uuid
+
+    key = uuid.uuid4().hex
+    result = {
+        "name": name,
+        "status": status,
+        "uuid": key,
+        "historyId": key,
+        "start": 1,
+        "stop": 2,
+        "description": "`case`: file.yaml, line 1\n\ninputs: x: float32 [2]",
+        "statusDetails": {"message": message, **({"trace": trace} if trace else {})},
+        "labels": [
+            {"name": "epic", "value": "doc.md"},
+            {"name": "feature", "value": feature},
+            {"name": "story", "value": story or name},
+            {"name": "tag", "value": "int8"},
+            {"name": "backend", "value": backend},
+            {"name": "host", "value": "vm"},
+            {"name": "thread", "value": "1-MainThread"},
+        ],
+        "attachments": [],
+    }
+    for label, content in attachments:
+        source = f"{uuid.uuid4().hex}-attachment.txt"
+        (tmp / source).write_text(content)
+        result["attachments"].append({"name": label, "source": source, "type": "text/plain"})
+    (tmp / f"{key}-result.json").write_text(json.dumps(result))
+    return result
+
+
+def test_the_report_shows_skips_per_backend_and_reason_and_keeps_what_needs_reading(tmp_path):
+    from harness.report.compact import PASS_GROUP, compact
+
+    src, dst = tmp_path / "allure-results", tmp_path / "shown"
+    src.mkdir()
+    for i in range(3):
+        _result(src, f"c{i} [trt]", "skipped", "trt", message="Skipped: [not-installed] module missing: trt")
+    _result(src, "c9 [trt]", "skipped", "trt", message="Skipped: [feature-missing] no FP4")
+    for i in range(PASS_GROUP + 1):
+        _result(src, f"sweep{i} [numpy]", "passed", "numpy", feature="coverage", story=f"coverage/s::{i}")
+    kept_pass = _result(src, "doc1 [numpy]", "passed", "numpy")
+    _result(src, "doc1 [cross-backend]", "passed", "cross-backend", story="docs/doc1")
+    _result(src, "doc2 [cross-backend]", "failed", "cross-backend", message="CROSS-BACKEND: differ", trace="t")
+    case_file = "network: [...]\n" * 20
+    for backend in ("onnxruntime", "onnx-reference"):
+        _result(
+            src,
+            f"doc3 [{backend}]",
+            "unknown",
+            backend,
+            attachments=[("doc3.yaml", case_file), ("repro-x.py", "print(1)")],
+        )
+    failed = _result(
+        src, "doc4 [numpy]", "failed", "numpy", trace="Traceback...", attachments=[("repro-numpy.py", "run()")]
+    )
+    (src / "categories.json").write_text("[]")
+
+    counts = compact(src, dst)
+    shown = [json.loads(p.read_text()) for p in dst.glob("*-result.json")]
+    by_name = {r["name"]: r for r in shown}
+    assert counts == {"results": 5, "skip groups": 2, "skips": 4, "agreements": 1, "grouped passes": PASS_GROUP + 1}
+    assert "trt: 3 case(s) skipped, backend not installed" in by_name
+    assert "trt: 1 case(s) skipped, feature the backend lacks" in by_name
+    group = by_name["trt: 3 case(s) skipped, backend not installed"]
+    assert group["status"] == "skipped" and all(f"`c{i} [trt]`" in group["description"] for i in range(3))
+    passes = by_name[f"numpy: {PASS_GROUP + 1} case(s) of coverage passed"]
+    assert passes["status"] == "passed" and f"`coverage/s::{PASS_GROUP}`" in passes["description"]
+    assert "`docs/doc1`" in by_name["cross-backend: 1 case(s) where every pair of backends agreed"]["description"]
+    assert by_name["doc2 [cross-backend]"]["status"] == "failed"  # a disagreement stays a result of its own
+    doc1 = by_name[kept_pass["name"]]
+    assert {lab["name"] for lab in doc1["labels"]} == {"epic", "feature", "story", "tag", "backend"}
+    assert doc1["description"] == "`case`: file.yaml, line 1"
+    deviations = [by_name[f"doc3 [{b}]"] for b in ("onnxruntime", "onnx-reference")]
+    assert [[a["name"] for a in d["attachments"]] for d in deviations] == [["doc3.yaml"], ["doc3.yaml"]]
+    assert deviations[0]["attachments"][0]["source"] == deviations[1]["attachments"][0]["source"]  # embedded once
+    assert (dst / deviations[0]["attachments"][0]["source"]).read_text() == case_file
+    kept_failure = by_name[failed["name"]]
+    assert kept_failure["statusDetails"]["trace"] == "Traceback..."
+    assert [a["name"] for a in kept_failure["attachments"]] == ["repro-numpy.py"]
+    assert (dst / "categories.json").exists()
+    assert len(list(src.glob("*-result.json"))) == 3 + 1 + PASS_GROUP + 1 + 1 + 2 + 2 + 1  # the results stay whole

@@ -15,6 +15,7 @@ from harness.engine.verdict import KINDS
 
 
 from harness.report.allure import REPO, _ALLURE_STATUS
+from harness.report.compact import compact
 
 _GA = re.compile(
     r'<script async src="https://www\.googletagmanager\.com/gtag/js\?id=[^"]*"></script>\s*'
@@ -121,8 +122,9 @@ HOW_TO_GET_ALLURE = (
 
 def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool, str]:
     """DIR/allure-report/index.html (single file, grouped by source document, case family, case) and
-    DIR/allure-report/by-backend.html (grouped by backend), from DIR/allure-results, in one `allure generate` (each
-    generate adds a history entry); history in DIR/history.jsonl, its newest entry trimmed to what a trend needs."""
+    DIR/allure-report/by-backend.html (grouped by backend), from a compact copy of DIR/allure-results
+    (harness/report/compact.py), in one `allure generate` (each generate adds a history entry); history in
+    DIR/history.jsonl, its newest entry trimmed to what a trend needs."""
     out_dir = Path(out_dir).resolve()
     results = out_dir / "allure-results"
     cli = allure_cli()
@@ -158,14 +160,19 @@ def generate_html(out_dir: Path, history_from: Path | None = None) -> tuple[bool
     rc = out_dir / "allurerc.json"
     rc.write_text(json.dumps(config, indent=1))
     env = {**os.environ, "ALLURE_NO_ANALYTICS": "true"}
-    run = subprocess.run(
-        [str(cli), "generate", str(results), "--config", str(rc)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=out_dir,
-        timeout=600,
-    )
+    shown = out_dir / ".allure-compact"  # the results the pages show (harness/report/compact.py); ours to remove
+    try:
+        compact(results, shown)
+        run = subprocess.run(
+            [str(cli), "generate", str(shown), "--config", str(rc)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=out_dir,
+            timeout=600,
+        )
+    finally:
+        shutil.rmtree(shown, ignore_errors=True)
     if run.returncode != 0:
         return False, f"allure generate failed ({run.returncode}): {(run.stderr or run.stdout)[-2000:]}"
     pages = {"by-case": report / "index.html", "by-backend": report / "by-backend.html"}
