@@ -42,6 +42,11 @@ class RunState:
     parse_cache: ParseCache | None = None  # parsed case files kept across runs and processes
     folders: dict = field(default_factory=dict)  # folder -> (in a case folder?, cases root): the same for its files
     case_ids: dict = field(default_factory=dict)  # case id -> (file, line) of the first case collected with it
+    allure_writes: list = field(default_factory=list)  # the background writers of allure-pytest's result files
+
+    def drain_allure_writes(self) -> None:
+        for writes in self.allure_writes:
+            writes.drain()
 
     @property
     def tier(self) -> str:

@@ -39,6 +39,7 @@ from harness.engine.config import DEFAULT_REFERENCE, RunConfig, default_cache, d
 from harness.engine.run import Executor
 from harness.results.bundle import out_dir_problem
 from harness.items import RECORD_KEY, RESUME_DONE, STATE, CaseFile, CasesDir, RunState, _is_case_file, _in_case_folder
+from harness.items import alluredir
 from harness.reporter import BundleReporter
 from harness.items import CaseItem, _QdqItem, _absolute, _stable
 
@@ -289,15 +290,33 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
 
 @pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """After every plugin's pytest_configure (allure-pytest's registers its file logger there)."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None and alluredir(session.config):
+        import allure_commons
+
+        from harness.report.allure_writer import take_over
+
+        state.allure_writes = take_over(allure_commons.plugin_manager)
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """The records and reports made while running live until the process ends, too: set aside like the collected
-    ones (pytest's five full garbage-collector passes at exit walked all of them)."""
+    ones (pytest's five full garbage-collector passes at exit walked all of them). An xdist worker's result files
+    are all written before it reports that it finished (xdist's hook wraps this one)."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        state.drain_allure_writes()
     gc.freeze()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
+        for writes in state.allure_writes:
+            writes.close()
         if state.executor is not None:
             state.executor.close()
         if state.parse_cache is not None:

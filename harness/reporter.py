@@ -66,6 +66,7 @@ class BundleReporter:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.state.drain_allure_writes()  # what follows reads the Allure results folder
         complete = (
             exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
             and not session.shouldstop

@@ -22,10 +22,11 @@ def test_the_benchmark_runner_writes_every_row(tmp_path):
     data = json.loads((tmp_path / "tiny.json").read_text())
     whats = [r["what"] for r in data["rows"]]
     assert (
-        len(whats) == 9
+        len(whats) == 10
         and whats[0].startswith("collect")
         and whats[1].startswith("collect")
-        and whats[-1] == "qdq run of one small case"
+        and whats[-2] == "qdq run of one small case"
+        and whats[-1].startswith("qdq run of 20 cases on numpy")
     )
     assert all(r["now"] and r["goal"] for r in data["rows"])
     assert "| what | floor | now | goal | met |" in (tmp_path / "tiny.md").read_text()

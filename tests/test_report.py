@@ -282,3 +282,42 @@ def test_the_report_shows_skips_per_backend_and_reason_and_keeps_what_needs_read
     assert [a["name"] for a in kept_failure["attachments"]] == ["repro-numpy.py"]
     assert (dst / "categories.json").exists()
     assert len(list(src.glob("*-result.json"))) == 3 + 1 + PASS_GROUP + 1 + 1 + 2 + 2 + 1  # the results stay whole
+
+
+def test_allure_results_written_in_the_background_are_all_there_and_as_allure_writes_them(tmp_path):
+    """The writer thread must lose nothing and change nothing: each result file holds exactly what allure_commons's
+    own logger writes for the same result, and drain() returns only when every file is on disk."""
+    from allure_commons.logger import AllureFileLogger
+    from allure_commons.model2 import Label, Parameter, Status, TestResult
+
+    from harness.report.allure_writer import QUEUE_LIMIT, BackgroundWrites
+
+    def results():
+        for i in range(3 * QUEUE_LIMIT):  # more than the queue holds: the loop must wait, not drop
+            yield TestResult(
+                uuid=f"u{i}",
+                name=f"case {i} [numpy]",
+                status=Status.PASSED if i % 7 else Status.FAILED,
+                labels=[Label(name="story", value=f"family/case-{i}")],
+                parameters=[Parameter(name="backend", value="'numpy'")],
+                description="µ-law: ünïcode kept",
+            )
+
+    plain = AllureFileLogger(tmp_path / "plain")
+    for result in results():
+        plain.report_result(result)
+    background = AllureFileLogger(tmp_path / "background")
+    writes = BackgroundWrites(background)
+    for result in results():
+        background.report_result(result)
+    writes.drain()
+
+    def contents(folder: Path) -> list:
+        return sorted((json.loads(p.read_text(encoding="utf-8")) for p in folder.iterdir()), key=lambda d: d["uuid"])
+
+    written = contents(tmp_path / "background")
+    assert len(written) == 3 * QUEUE_LIMIT
+    assert written == contents(tmp_path / "plain")
+    assert not list((tmp_path / "background").glob("*.tmp")) and writes.failure is None
+    writes.close()
+    assert not writes.thread.is_alive()
