@@ -210,6 +210,8 @@ def test_list_tag_and_coverage(tmp_path):
         "rules/zero-point::zeros",
         "rules/zero-point::shape-mismatch",
         "rules/zero-point::uint8-asymmetric",
+        "rules/dequantize-zero-point::int8-per-tensor",
+        "rules/dequantize-zero-point::int8-per-channel",
     }
     assert next(r for r in rows if r["case"] == "docs/s3-zero-point")["declared"].startswith(
         "ONNX QuantizeLinear applies"
