@@ -265,3 +265,60 @@ def test_repro_scripts_of_layers_and_typed_weights_build_on_the_real_builder(cas
 def test_the_numpy_repro_says_it_writes_no_compute_layers():
     r = run_qdq("repro", "layers/conv::conv3x3-per-channel-weights", "--backend", "numpy")
     assert r.returncode == 2 and "writes Q/DQ layers only" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("backend", ["tensorrt-rtx", "tensorrt-rtx-onnx"])
+def test_the_builder_log_shows_a_float_fallback_on_a_cpu(backend):
+    """cases/layers/conv-weight-axis: with the weights per output channel the conv runs on INT8 inputs; per input
+    channel the same conv builds but runs in float (NVIDIA's builder says so in its log, no GPU needed). A case
+    asking `runs_quantized` of the second fails RAN-UNQUANTIZED."""
+    import dataclasses
+
+    from harness.cases.load import load_file
+    from harness.engine.backend import instance
+    from harness.engine.config import RunConfig
+    from harness.engine.execute import execute
+    from harness.engine.verdict import judge
+
+    rtx = instance(backend)
+    rtx.configure(RunConfig.defaults())
+    version = rtx.availability().version
+    cases = {c.id.split("::")[1]: c for c in load_file(REPO / "cases/layers/conv-weight-axis.yaml", REPO / "cases")}
+    verdicts = {}
+    for name, case in cases.items():
+        case = dataclasses.replace(case, runs_quantized=["c"])
+        outcome = execute(rtx, case)
+        assert outcome.built_not_run, outcome.crash or outcome.error  # built for real, not run (no GPU)
+        verdicts[name] = (judge(case, backend, version, outcome), outcome.details)
+    axis0, details0 = verdicts["axis0"]
+    assert axis0.status == "skip" and "runs quantized as built" in axis0.reason and "c on int8" in axis0.reason
+    assert any("correlation: int8" in layer for layer in details0["engine_layers"])
+    axis1, details1 = verdicts["axis1"]
+    assert axis1.kind == "ran-unquantized" and "'c' runs with inputs ['float32']" in axis1.reason
+    assert details1["layer_types"]["c"] == ["float32"]
+
+
+def test_the_builder_log_parser_on_the_lines_nvidia_prints():
+    """Lines as TensorRT-RTX 1.7.1.116 printed them on a CPU (the conv of cases/layers/conv-weight-axis, axis 1)."""
+    from plugins.tensorrt.buildlog import engine_layers, network_layer, precision_details
+
+    message = (
+        "Layers:\n"
+        "Name: __myl_CastMulCast_myl0_0, LayerType: kgen, Inputs: [], Constants: [ { Name: w, Dimensions: [2,2,3,3],"
+        " Datatype: Int8, Format: (Linear) Row major linear format }], Outputs: [ { Name: o, Datatype: Float }],"
+        " TacticName: __myl_CastMulCast_0x1, StreamId: 0, Metadata: \n"
+        "Name: c_U7_myl0_2, LayerType: correlation, Inputs: [ { Name: a, Dimensions: [1,2,4,4], Strides: [32,1,8,2],"
+        " Datatype: Float, Format: (NHWC) Channel major format }, { Name: b, Dimensions: [2,2,3,3], Datatype: Float,"
+        " Format: (Linear) Row major linear format }], Outputs: [ { Name: c, Datatype: Float }], TacticName: x,"
+        " StreamId: 0, Metadata: \n\nI/O Tensors:\n Name: x, IOMode: Input, DataType: Float\n"
+    )
+    layers = engine_layers(message)
+    assert layers == {
+        "__myl_CastMulCast_myl0_0": {"type": "kgen", "inputs": []},
+        "c_U7_myl0_2": {"type": "correlation", "inputs": ["float32", "float32"]},
+    }
+    assert network_layer("c_U7_myl0_2") == "c" and network_layer("conv_1_myl0_3") == "conv_1"
+    assert network_layer("__myl_MulReluMulMinMaxRounCastCastMul_myl0_2") is None
+    details = precision_details([("VERBOSE", "something else"), ("VERBOSE", message)])
+    assert details["layer_types"] == {"c": ["float32"]} and details["layers_source"].startswith("builder log")
+    assert precision_details([("INFO", "no layers here")]) == {}

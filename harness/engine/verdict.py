@@ -11,7 +11,7 @@ Every non-pass verdict has a `kind` from KINDS; messages start with its stable p
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -46,7 +46,7 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "ran-unquantized": (
         "fail",
         "RAN-UNQUANTIZED",
-        "a layer the case expects in INT8/FP8 ran in float (the engine inspector)",
+        "a layer the case expects in INT8/FP8 ran (or, built without a GPU, would run) in float",
     ),
     "backend-crash": ("error", "BACKEND-CRASH", "the backend or the harness crashed"),
     "output-not-stored": (
@@ -185,12 +185,29 @@ def judge(
     reference_name: str | None = None,
 ) -> Verdict:
     verdict = _judge(case, backend, version, outcome, reference, reference_name)
-    if verdict.status == "pass" and case.runs_quantized and outcome.details.get("layer_types"):
-        problem = unquantized(
-            case.runs_quantized, outcome.details["layer_types"], outcome.details.get("engine_layers", [])
-        )
+    layer_types = outcome.details.get("layer_types")
+    if not case.runs_quantized or not layer_types:
+        return verdict
+    engine_layers = outcome.details.get("engine_layers", [])
+    if verdict.status == "pass":
+        problem = unquantized(case.runs_quantized, layer_types, engine_layers)
         if problem:
             return make("ran-unquantized", problem, metrics=verdict.metrics)
+    elif verdict.status == "skip" and outcome.built_not_run:
+        # Built, not run (no GPU): the engine's layers as the builder reports them still say whether it would run
+        # quantized. Only layers the report names are judged: one it does not name is not taken as float.
+        named = [name for name in case.runs_quantized if name in layer_types]
+        source = outcome.details.get("layers_source", "the engine's layers")
+        problem = unquantized(named, layer_types, engine_layers) if named else None
+        if problem:
+            return make(
+                "ran-unquantized",
+                f"as built ({source}): {problem}; not run (no GPU): the values are unchecked",
+                expectation=verdict.expectation,
+                override=verdict.override,
+            )
+        found = ", ".join(f"{n} on {'/'.join(layer_types[n])}" for n in named) or "none of the layers named"
+        return replace(verdict, reason=f"{verdict.reason}; runs quantized as built ({source}): {found}")
     return verdict
 
 

@@ -226,7 +226,11 @@ def attach_case(case, backend: str, outcome, verdict, version: str | None = None
             # The engine's layers and the precision each runs in (did it run quantized?), on every item that has
             # them: the one place a silent float fallback shows.
             allure.attach(
-                outcome.details["layers"], name="engine layers (inspector)", attachment_type=allure.attachment_type.JSON
+                outcome.details["layers"],
+                name=f"engine layers ({outcome.details.get('layers_source', 'engine inspector')})",
+                attachment_type=allure.attachment_type.JSON
+                if outcome.details["layers"].lstrip().startswith("{")
+                else allure.attachment_type.TEXT,
             )
     if not look:
         return

@@ -28,6 +28,10 @@ class _BuildOnlyRunner(TrtRunner):
     def __init__(self, api, built, backend: "TensorRTRTXBackend"):
         super().__init__(api, built)
         self.backend = backend
+        from plugins.tensorrt.buildlog import precision_details
+
+        # The engine's layers as NVIDIA's builder printed them: `runs_quantized` is judged on a CPU too.
+        self.details.update(precision_details(built.messages))
 
     def activate(self) -> None:
         built = f"engine built ({len(self.built.plan)} bytes, {self.built.typing}ly typed)"
