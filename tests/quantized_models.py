@@ -51,7 +51,8 @@ def convnet(path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def quantize(float_model: Path, out: Path, *, per_channel: bool, unsigned: bool) -> None:
+def quantize(float_model: Path, out: Path, *, per_channel: bool, unsigned: bool, symmetric: bool = False) -> None:
+    """`symmetric`: activations quantized symmetrically too (zero point 0), as TensorRT's contract requires."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
@@ -71,4 +72,5 @@ def quantize(float_model: Path, out: Path, *, per_channel: bool, unsigned: bool)
         per_channel=per_channel,
         activation_type=kind,
         weight_type=kind,
+        extra_options={"ActivationSymmetric": symmetric},
     )

@@ -15,9 +15,11 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.mark.parametrize(
-    "per_channel,unsigned", [(True, False), (False, True)], ids=["int8-per-channel", "uint8-per-tensor"]
+    "per_channel,unsigned,symmetric",
+    [(True, False, False), (False, True, False), (True, False, True)],
+    ids=["int8-per-channel", "uint8-per-tensor", "int8-symmetric"],
 )
-def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path, per_channel, unsigned):
+def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path, per_channel, unsigned, symmetric):
     import onnx
     import quantized_models
     import yaml
@@ -25,7 +27,7 @@ def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path,
 
     float_model, model = tmp_path / "convnet.onnx", tmp_path / "convnet-q.onnx"
     quantized_models.convnet(float_model)
-    quantized_models.quantize(float_model, model, per_channel=per_channel, unsigned=unsigned)
+    quantized_models.quantize(float_model, model, per_channel=per_channel, unsigned=unsigned, symmetric=symmetric)
     graph = onnx.load(str(model)).graph
     qdq = [n.name or n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
 
@@ -61,7 +63,7 @@ def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path,
 
     assert run_qdq("validate", str(tmp_path / "cases")).returncode == 0
     out = tmp_path / "out"
-    backends = ["numpy", "onnxruntime", "onnx-reference"]
+    backends = ["numpy", "onnxruntime", "onnx-reference", "numpy-fused"]
     run_qdq(
         "run",
         str(tmp_path / "cases"),
@@ -76,6 +78,11 @@ def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path,
         (r["case_id"], r["backend"], r.get("reason", "")[:200]) for r in records if r["status"] in ("fail", "error")
     ]
     assert ("numpy", "pass") in statuses  # the contract's own verdict ran (a refusal it states, or values)
+    if symmetric:  # zero points 0: the contract's values, and the fused-kernel model runs every conv, bias and all
+        convs = {c["name"] for c in body["cases"] if any(layer["op"] == "conv" for layer in c["network"])}
+        fused = {r["case_id"].split("::")[1]: r["status"] for r in records if r["backend"] == "numpy-fused"}
+        assert len(convs) == 3 and all(fused[name] == "pass" for name in convs), fused
+        assert all(c.get("runs_quantized") for c in body["cases"] if c["name"] in convs)
 
 
 def test_import_of_a_file_that_is_not_a_model_says_so(tmp_path):

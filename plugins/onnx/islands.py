@@ -317,7 +317,24 @@ def build(graph: Graph, node, files, tag: str, case_type, model_name: str, seed:
         if quantized_out
         else {"reference": {"tolerance": {"atol": island.max_scale, "rtol": 0}}},
     }
+    # A conv or matmul whose every operand is dequantized is what Q/DQ placement asks TensorRT to run quantized:
+    # the case says so, and backends that report their engine's layers (TensorRT's inspector, TensorRT-RTX's
+    # builder log) are judged on it.
+    dequantized = {layer_["name"] for layer_ in island.network if layer_["op"] == "dequantize"}
+    quantized_compute = [
+        layer_["name"]
+        for layer_ in island.network
+        if layer_["op"] in ("conv", "matmul")
+        and all(
+            o in dequantized
+            for o in ([layer_["input"], layer_["weight"]] if layer_["op"] == "conv" else layer_["inputs"])
+        )
+    ]
+    if quantized_compute:
+        body["runs_quantized"] = quantized_compute
     refusal = contract_refusal(island)
+    if refusal is None and _quantized_zero_point_constant(island):
+        body["overrides"] = [NETWORK_API_ZERO_POINT]
     if refusal is not None:
         category, what = refusal
         out_tensor = island.nodes[-1].output[0] if quantized_out else node.output[0]
@@ -331,6 +348,29 @@ def build(graph: Graph, node, files, tag: str, case_type, model_name: str, seed:
             }
         ]
     return body, island.nodes, ""
+
+
+# D4: the exporter's zero point is an INT8 (or other quantized-type) constant on the QuantizeLinear. TensorRT-RTX's
+# ONNX parser folds it and builds; its network API, given the same constant on a Quantize layer, refuses the build
+# (measured, 1.7.1, as in field case F11). The case keeps what the exporter wrote and declares that refusal.
+NETWORK_API_ZERO_POINT = {
+    "backend": "tensorrt-rtx",
+    "version": "==1.7.*",
+    "reason": "Measured with TensorRT-RTX 1.7.1 (build on a CPU): its network API refuses a quantized-type constant "
+    'as a Quantize layer\'s zero point ("Quantized constant (...) is only allowed before DQ", qdqGraphOptimizer; '
+    "field case F11), where its ONNX parser builds the same model",
+    "expect": {"error": {"category": "unsupported-type", "message": "only allowed before DQ"}},
+}
+
+
+def _quantized_zero_point_constant(island: Island) -> bool:
+    constants = {layer["name"]: layer for layer in island.network if layer["op"] == "constant"}
+    return any(
+        layer["op"] == "quantize"
+        and layer.get("zero_point") in constants
+        and constants[layer["zero_point"]]["dtype"] in CONTRACT_TYPES | {"uint8", "uint4"}
+        for layer in island.network
+    )
 
 
 # What TensorRT's documented contract refuses and ONNX allows, in the order the contract model checks it

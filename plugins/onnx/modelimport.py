@@ -279,8 +279,9 @@ def render(model_name: str, cases: list[dict]) -> str:
     ]
     for c in cases:
         lines.append(f"  - name: {c['name']}")
-        for key in ("title", "source", "tags"):
-            lines.append(f"    {key}: {json.dumps(c[key])}")
+        for key in ("title", "source", "tags", "runs_quantized"):
+            if key in c:
+                lines.append(f"    {key}: {json.dumps(c[key])}")
         lines.append("    network:")
         lines += [f"      - {json.dumps(layer)}" for layer in c["network"]]
         for key in ("outputs", "inputs", "expect", "overrides"):
