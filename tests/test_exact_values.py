@@ -113,3 +113,39 @@ def test_the_exact_oracle_itself():
     assert exact.to_quantized(Fraction(5, 4), "fp4") == 1 and exact.to_quantized(Fraction(5, 2), "fp4") == 2
     assert exact.to_quantized(Fraction(-7), "int4") == -7 and exact.to_quantized(Fraction(-9), "int4") == -8
     assert exact.round_to(Fraction(1, 3), "float32") == Fraction(11184811, 33554432)
+
+
+@pytest.mark.parametrize("name", ["fused-vs-simulated", "fused-bias"])
+def test_fused_and_simulated_1x1_conv_values_hold_in_exact_arithmetic(name):
+    """DQ -> 1x1 conv (one input channel, one weight code) -> [relu] -> Q, from the file's text: the contract's
+    float simulation (expect) and the fused kernel's epilogue in the order NVIDIA's builder prints it (numpy-fused's
+    override): float32(acc * float32(sx*sw)), + bias, relu, * float32(1/sy), round half to even."""
+    case = yaml.safe_load((REPO / "cases/layers" / f"{name}.yaml").read_text())
+    layers = {layer["name"]: layer for layer in case["network"]}
+
+    def f32(v):
+        return exact.round_to(Fraction(v), "float32")
+
+    sx, sw, sy = (number(layers[k]["value"]) for k in ("sx", "sw", "sy"))
+    (w,) = flatten(layers["wq"]["value"])
+    bias = number(flatten(layers["b"]["value"])[0]) if "b" in layers else None
+    relu = any(layer["op"] == "relu" for layer in case["network"])
+    codes = [Fraction(v) for v in flatten(case["inputs"]["xq"])]
+    reciprocal = f32(1 / sy)
+
+    def simulated(xq):
+        v = f32(f32(xq * sx) * f32(w * sw))  # DQ(x) * DQ(w): exact products rounded once each
+        v = f32(v + bias) if bias is not None else v
+        v = max(v, 0) if relu else v
+        return exact.saturate_round_int(f32(v * reciprocal), "int8")
+
+    def fused(xq):
+        v = f32(xq * w * f32(sx * sw))  # the exact integer sum times the dequantize scale
+        v = f32(v + bias) if bias is not None else v
+        v = max(v, 0) if relu else v
+        return exact.saturate_round_int(f32(v * reciprocal), "int8")
+
+    assert flatten(case["expect"]["values"]) == [simulated(x) for x in codes]
+    (numpy_fused,) = [o for o in case["overrides"] if o["backend"] == "numpy-fused"]
+    assert flatten(numpy_fused["expect"]["values"]) == [fused(x) for x in codes]
+    assert [simulated(x) for x in codes] != [fused(x) for x in codes]  # the case is there to tell them apart

@@ -5,10 +5,17 @@ kernel, INT32 accumulate, requantize"), next to the float simulation that ONNX R
 Where a Quantize to INT8 reads (through an optional relu) a conv or matmul whose operands are Dequantizes of INT8
 codes (per-tensor activation; per-tensor or per-output-channel weights), with a per-tensor output scale:
 
-    acc[c]  = sum(xq * wq)                                  exact integer accumulation (INT32 in the kernel)
-    m[c]    = float32(float32(sx * sw[c]) * float32(1/sy))   the combined scale, each product rounded to float32
-    v[c]    = float32(acc[c]) * m[c] + float32(bias[c] * float32(1/sy))
-    q[c]    = saturate(round_half_even(relu(v[c])))         INT8 [-128, 127]
+    acc[c]  = sum(xq * wq)                                   exact integer accumulation (INT32 in the kernel)
+    v[c]    = float32(float32(acc[c]) * float32(sx * sw[c]))  dequantize the sums: one float32 multiply
+    v[c]    = float32(v[c] + bias[c])                         the bias, in float32
+    v[c]    = relu(v[c])
+    q[c]    = saturate(round_half_even(float32(v[c] * float32(1/sy))))   requantize: a second multiply, INT8
+
+The epilogue's order is the one NVIDIA's builder prints for this fusion (TensorRT-RTX 1.7.1, "Layers:" in its
+VERBOSE log on a CPU): a generated kernel `MulAddReluMulMinMaxRounCast` after the INT8 convolution, whose output is
+Float: scale, bias, relu, scale, clamp, round, cast; without a bias `MulMulMinMaxRounCast`. So two float32
+multiplies around the bias and relu, not one combined scale (cases/layers/fused-vs-simulated.yaml shows where the
+two differ).
 
 TensorRT does not document its requantization rounding (NVIDIA/TensorRT#3009: exact .5 ties went to 0 or 1 by
 kernel size); this model states one. Every other layer runs as in `numpy`. A difference between the two is a
@@ -108,22 +115,22 @@ class _FusedRunner(_Runner):
         else:
             acc = np.matmul(xq, wq)
             channel = (-1,)
-        inv_sy = np.float32(1) / p["sy"]
-        m = (np.float32(sx) * sw.astype(np.float32)).astype(np.float32) * inv_sy
-        v = acc.astype(np.float32) * (m.reshape(channel) if m.ndim else m)
+        dequantize = np.multiply(np.float32(sx), sw.astype(np.float32), dtype=np.float32)
+        v = np.multiply(acc.astype(np.float32), dequantize.reshape(channel) if dequantize.ndim else dequantize)
         if p["bias"] is not None:
-            b = info.constant_value(p["bias"]).astype(np.float32) * inv_sy
-            v = v + b.astype(np.float32).reshape(channel)
-        v = v.astype(np.float32)
+            v = np.add(v, info.constant_value(p["bias"]).astype(np.float32).reshape(channel), dtype=np.float32)
         if p["relu"]:
             v = np.maximum(v, np.float32(0))
+        v = np.multiply(v, np.float32(1) / p["sy"], dtype=np.float32)
         return np.clip(np.rint(v), -128, 127).astype(np.int8)
 
 
 class NumpyFused(Backend):
     name = "numpy-fused"
     product = "numpy model of a fused INT8 conv/matmul kernel (integer accumulation, stated requantization)"
-    description = "DQ->conv/matmul->[relu]->Q as one INT8 kernel: exact integer sums, combined float32 scale, RNE"
+    description = (
+        "DQ->conv/matmul->[relu]->Q as one INT8 kernel: exact integer sums, then scale, bias, relu, scale, RNE"
+    )
     isolated = False
     arithmetic = "fused"  # the cross-backend diff labels its differences from simulating backends
 
