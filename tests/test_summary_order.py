@@ -85,3 +85,54 @@ def test_a_declared_deviation_s_reason_is_on_its_allure_page(tmp_path):
     assert back["status"] == "unknown"
     assert back["description"].startswith("**DECLARED-DEVIATION**: ONNX divides x / s")
     assert mark_declared_deviations(tmp_path) == 0
+
+
+def test_a_declared_backend_bug_is_counted_and_shown_apart_from_a_difference_of_meaning(tmp_path):
+    """Overrides say what they are: `kind: bug` (the backend breaks its own specification) is its own section, its
+    own cell mark and its own count in `qdq coverage`; `semantics` (the default) stays a declared deviation."""
+    from conftest import REPO, run_qdq
+
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "k.yaml").write_text(
+        "title: NaN and huge values to INT8\n"
+        "source: {document: test}\n"
+        "tags: [kinds]\n"
+        "network:\n"
+        "  - {op: input, name: x, dtype: float32, shape: [2]}\n"
+        "  - {op: constant, name: s, dtype: float32, shape: [], value: 1}\n"
+        "  - {op: quantize, name: q, input: x, scale: s, to: int8}\n"
+        "outputs: [q]\n"
+        "inputs: {x: [1e10, 1]}\n"
+        "expect: {values: [127, 1]}\n"
+        "overrides:\n"
+        "  - {backend: onnx-reference, kind: bug, reason: 'turns 1e10 into -128', expect: {values: [-128, 1]}}\n"
+        "  - {backend: onnxruntime, reason: 'a difference of meaning', expect: {values: [127, 1]}}\n"
+    )
+    out = tmp_path / "out"
+    backends = ["--backend", "numpy", "--backend", "onnx-reference", "--backend", "onnxruntime"]
+    run_qdq("run", str(cases), *backends, "--out", str(out), "--no-report", cwd=REPO)
+    doc = json.loads((out / "results.json").read_text())
+    by_backend = {r["backend"]: r for r in doc["records"]}
+    assert by_backend["onnx-reference"]["status"] == "xfail" and by_backend["onnx-reference"]["override_kind"] == "bug"
+    assert by_backend["onnxruntime"]["kind"] == "deviation-no-longer-observed"  # the declared one did not happen
+    assert summary.cell_class(by_backend["onnx-reference"]) == "bug"
+    text = summary.markdown(doc)
+    assert text.index("## Declared backend bugs") < text.index("## Declared deviations")
+    assert "turns 1e10 into -128" in text.split("## Declared backend bugs")[1].split("## Declared deviations")[0]
+    row = next(line for line in summary.coverage(doc).splitlines() if line.startswith("| kinds |"))
+    assert "1 bug" in row and "dev" not in row
+
+
+def test_an_override_kind_other_than_semantics_or_bug_is_refused(tmp_path):
+    from conftest import run_qdq
+
+    bad = tmp_path / "cases" / "bad.yaml"
+    bad.parent.mkdir()
+    bad.write_text(
+        "title: t\nsource: {document: test}\nnetwork:\n  - {op: input, name: x, dtype: float32, shape: [1]}\n"
+        "outputs: [x]\ninputs: {x: [1]}\nexpect: {values: [1]}\n"
+        "overrides:\n  - {backend: onnxruntime, kind: feature, reason: r, expect: observe}\n"
+    )
+    r = run_qdq("validate", str(bad))
+    assert r.returncode != 0 and "bad.yaml" in (r.stdout + r.stderr) and "kind" in (r.stdout + r.stderr)

@@ -377,7 +377,14 @@ def _build(
                     not isinstance(entry["expect"]["values"], dict),
                 )
             overrides.append(
-                Override(_selector(entry), o_expect, entry["reason"], entry.get("link"), at("overrides", i))
+                Override(
+                    _selector(entry),
+                    o_expect,
+                    entry["reason"],
+                    entry.get("link"),
+                    at("overrides", i),
+                    entry.get("kind", "semantics"),
+                )
             )
     requires = []
     for i, entry in enumerate(body.get("requires") or []):

@@ -127,6 +127,9 @@ class Override:
     reason: str
     link: str | None
     line: int
+    # "semantics": a legitimate difference of meaning (ONNX defines division, TensorRT a reciprocal product);
+    # "bug": the backend breaks its own specification (the reason cites the thread or the measurement).
+    kind: str = "semantics"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class Record:
     reason: str
     expectation: str = ""
     override: str | None = None
+    override_kind: str | None = None  # a declared deviation's kind: "semantics" or "bug"
     metrics: dict = field(default_factory=dict)
     backend_version: str | None = None
     seconds: float = 0.0

@@ -67,6 +67,7 @@ class Verdict:
     expectation: str = ""
     override: str | None = None
     metrics: dict = field(default_factory=dict)
+    override_kind: str | None = None  # the declared deviation's kind: "semantics" or "bug"
     skip_kind: str | None = None  # a skip's typed kind (harness/engine/skips.py), given by the backend or the gate
 
     @property
@@ -82,6 +83,8 @@ class Verdict:
             "override": self.override,
             "metrics": self.metrics,
         }
+        if self.override is not None:
+            out["override_kind"] = self.override_kind or "semantics"
         if self.status == "skip":
             out["skip_kind"] = self.skip_kind or "other"
         return out
@@ -205,6 +208,7 @@ def judge(
                 f"as built ({source}): {problem}; not run (no GPU): the values are unchecked",
                 expectation=verdict.expectation,
                 override=verdict.override,
+                override_kind=verdict.override_kind,
             )
         found = ", ".join(f"{n} on {'/'.join(layer_types[n])}" for n in named) or "none of the layers named"
         return replace(verdict, reason=f"{verdict.reason}; runs quantized as built ({source}): {found}")
@@ -253,6 +257,7 @@ def _judge(
 
     if override is not None:
         described["override"] = override.reason
+        described["override_kind"] = override.kind
         if primary.ok:
             return make(
                 "deviation-no-longer-observed",
@@ -306,6 +311,8 @@ def _judge(
 def _judge_build_only(case: Case, expect: Expectation, override, built: str, skip_kind: str) -> Verdict:
     """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more."""
     described = {"expectation": expect.describe(), "override": override.reason if override else None}
+    if override is not None:
+        described["override_kind"] = override.kind
     if expect.kind == "error":
         return make(
             "missing-expected-error", f"expected error {expect.category}, but the build succeeded: {built}", **described

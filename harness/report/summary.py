@@ -24,6 +24,7 @@ CLASSES: dict[str, tuple[str, str]] = {
     "fail": ("FAIL", "a wrong value, a wrong or missing error, an undeclared disagreement, an invalid case file"),
     "error": ("ERROR", "the backend or the harness crashed"),
     "deviation": ("dev", "a declared deviation was observed (the case says this backend differs, and why)"),
+    "bug": ("bug", "a declared backend bug was observed: it breaks its own specification (the case cites where)"),
     "doc-deviation": ("doc", "the document prints other values than the contract gives (declared)"),
     "not-installed": ("n/i", "skip: the backend is not installed or has no GPU here"),
     "built": ("built", "skip: built for real, no GPU (or no supported GPU) to run it: a build verdict only"),
@@ -36,6 +37,7 @@ COLOUR = {
     "fail": "#f5c6c6",
     "error": "#e8b0e8",
     "deviation": "#fbeec0",
+    "bug": "#f8d4a8",
     "doc-deviation": "#fbeec0",
     "not-installed": "#eeeeee",
     "built": "#e3ecf7",
@@ -49,7 +51,9 @@ CROSS = "cross-backend"
 def cell_class(record: dict) -> str:
     status, _reason = record["status"], record.get("reason") or ""
     if status == "xfail":
-        return "doc-deviation" if record.get("kind") == "documentation-deviation" else "deviation"
+        if record.get("kind") == "documentation-deviation":
+            return "doc-deviation"
+        return "bug" if record.get("override_kind") == "bug" else "deviation"
     if status != "skip":
         return status
     kind = skips.kind_of(record)
@@ -194,12 +198,22 @@ def disagreement_lines(doc: dict) -> list[str]:
 def _findings(doc: dict) -> list[tuple[str, list[dict]]]:
     """What a reader looks at first: what failed, then the declared deviations."""
     out = []
-    for title, statuses in (("Not passing", ("fail", "error")), ("Declared deviations", ("xfail",))):
+    sections = (
+        ("Not passing", lambda r: r["status"] in ("fail", "error")),
+        ("Declared backend bugs (the backend breaks its own specification)", _declared_bug),
+        ("Declared deviations", lambda r: r["status"] == "xfail" and not _declared_bug(r)),
+    )
+    for title, chosen_by in sections:
         chosen = sorted(
-            (r for r in doc["records"] if r["status"] in statuses), key=lambda r: (r["case_id"], r.get("backend") or "")
+            (r for r in doc["records"] if chosen_by(r)), key=lambda r: (r["case_id"], r.get("backend") or "")
         )
-        out.append((title, chosen))
+        if chosen or not title.startswith("Declared backend bugs"):
+            out.append((title, chosen))
     return out
+
+
+def _declared_bug(record: dict) -> bool:
+    return record["status"] == "xfail" and record.get("override_kind") == "bug"
 
 
 def markdown(doc: dict) -> str:
@@ -330,7 +344,8 @@ def coverage(doc: dict) -> str:
     cells: dict[tuple[str, str], Counter] = {}
     for r in doc["records"]:
         for tag in tags_of.get(r["case_id"], []):
-            cells.setdefault((tag, r.get("backend") or ""), Counter())[r["status"]] += 1
+            status = "bug" if r["status"] == "xfail" and r.get("override_kind") == "bug" else r["status"]
+            cells.setdefault((tag, r.get("backend") or ""), Counter())[status] += 1
     tags = sorted({t for t, _ in cells})
     used = [b for b in backends if any((t, b) in cells for t in tags)]
     lines = ["| feature (tag) | " + " | ".join(used) + " |", "|---" * (len(used) + 1) + "|"]
@@ -340,7 +355,14 @@ def coverage(doc: dict) -> str:
             c = cells.get((tag, b), Counter())
             parts = [
                 f"{c[s]} {m}"
-                for s, m in (("pass", "pass"), ("xfail", "dev"), ("skip", "skip"), ("fail", "FAIL"), ("error", "ERROR"))
+                for s, m in (
+                    ("pass", "pass"),
+                    ("xfail", "dev"),
+                    ("bug", "bug"),
+                    ("skip", "skip"),
+                    ("fail", "FAIL"),
+                    ("error", "ERROR"),
+                )
                 if c[s]
             ]
             row.append(", ".join(parts))
