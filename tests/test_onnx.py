@@ -147,3 +147,28 @@ def test_every_repository_case_exports_and_passes_the_checker():
             except Exception as exc:
                 failures.append(f"{case.id}: {str(exc).splitlines()[0]}")
     assert failures == []
+
+
+@pytest.mark.parametrize("type_name,codes", [("int4", [0, 1, -1, 7, -8]), ("uint4", [0, 1, 15, 7, 8])])
+def test_onnx_runtime_is_fed_4_bit_inputs_packed_and_reads_them_right(type_name, codes):
+    """A DequantizeLinear of a 4-bit network input, built with onnx.helper: ORT must see the codes themselves
+    (one code per byte would be read as other codes, silently)."""
+    import ml_dtypes
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from plugins.onnx.onnxruntime_backend import ort_feed
+
+    onnx_type = {"int4": TensorProto.INT4, "uint4": TensorProto.UINT4}[type_name]
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["x", "s"], ["y"])],
+        "dq",
+        [helper.make_tensor_value_info("x", onnx_type, [5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5])],
+        [helper.make_tensor("s", TensorProto.FLOAT, [], [0.5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    value = np.array(codes, dtype=getattr(ml_dtypes, type_name))
+    (y,) = session.run(None, {"x": ort_feed(value)})
+    assert y.tolist() == [c * 0.5 for c in codes]

@@ -3,7 +3,7 @@
 The installed onnx package ships the generators of its backend node tests (`onnx/backend/test/case/node/`); each
 `expect(node, inputs, outputs, name)` call is one test. Every such test of the two operators becomes one case with
 ONNX's inputs and expected outputs copied exactly: `x` is a network input (a constant where ONNX Runtime's Python
-API cannot feed its type: 2- and 4-bit codes), the scale and zero point are constants, and the node's attributes
+API cannot feed its type: 2-bit codes and FP4), the scale and zero point are constants, and the node's attributes
 become the case's `axis` and output type (ONNX's default axis 1 is written out: TensorRT has no default). The
 block size of a blocked test is implied by the scale's shape, as in the case format; the import checks that it
 equals the node's `block_size` and refuses a test it cannot express rather than write a different one.
@@ -107,7 +107,9 @@ def case_of(test) -> dict:
             )
     from harness.cases import dtypes
 
-    feedable = dtypes.dtype(types[x_name]).bits >= 8
+    # ONNX Runtime takes INT4/UINT4 network inputs packed (plugins/onnx/onnxruntime_backend.py); 2-bit codes and
+    # FP4 stay constants.
+    feedable = dtypes.dtype(types[x_name]).bits >= 8 or types[x_name] in ("int4", "uint4")
     x_layer = (
         {"op": "input", "name": "x", "dtype": types[x_name], "shape": list(x.shape)}
         if feedable
