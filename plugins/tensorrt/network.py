@@ -147,13 +147,10 @@ def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
             made.average_count_excludes_padding = True
     elif layer.op == "matmul":
         none = trt.MatrixOperation.NONE
-        return network.add_matrix_multiply(tensors[layer.inputs[0]], none, tensors[layer.inputs[1]], none)
+        a, b = _same_rank(trt, network, tensors, info, layer.inputs)
+        return network.add_matrix_multiply(a, none, b, none)
     elif layer.op == "add":
-        a, b = (tensors[name] for name in layer.inputs)
-        if len(info.shapes[layer.inputs[0]]) != len(info.shapes[layer.inputs[1]]):
-            raise QdqError(
-                "build-failed", f"add {layer.name!r}: TensorRT's elementwise layer needs operands of one rank"
-            )
+        a, b = _same_rank(trt, network, tensors, info, layer.inputs)
         return network.add_elementwise(a, b, trt.ElementWiseOperation.SUM)
     elif layer.op == "relu":
         return network.add_activation(tensors[layer.input], trt.ActivationType.RELU)
@@ -168,6 +165,24 @@ def _compute_layer(trt, network, layer, tensors: dict, info: NetworkInfo):
     if layer.op == "conv":
         made.dilation_nd = trt.Dims(win["dilation"])
     return made
+
+
+def _same_rank(trt, network, tensors: dict, info: NetworkInfo, names) -> list:
+    """The operands at one rank: TensorRT's matrix multiply and elementwise layers take operands of equal rank and
+    broadcast dimensions of size 1, where ONNX's MatMul and Add (numpy broadcasting) first prepend 1s to the shorter
+    shape. A [1, 8, 16] x [16, 16] MatMul is built as [1, 8, 16] x [1, 16, 16] (a shuffle's reshape)."""
+    rank = max(len(info.shapes[name]) for name in names)
+    out = []
+    for name in names:
+        shape = tuple(info.shapes[name])
+        if len(shape) == rank:
+            out.append(tensors[name])
+            continue
+        shuffle = network.add_shuffle(tensors[name])
+        shuffle.reshape_dims = trt.Dims((1,) * (rank - len(shape)) + shape)
+        shuffle.name = f"{name}_rank{rank}"
+        out.append(shuffle.get_output(0))
+    return out
 
 
 def build_network(api: TrtApi, case: Case, logger):

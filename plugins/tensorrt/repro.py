@@ -104,15 +104,29 @@ def _compute_code(layer, info) -> list[str]:
     from harness.cases.shapes import window
 
     op, _n = layer.op, layer.name
+    lines: list[str] = []
+    if op in ("matmul", "add"):
+        # Equal ranks, as network.py's _same_rank makes them: 1s prepended to the shorter shape (ONNX broadcasting).
+        rank = max(len(info.shapes[name]) for name in layer.inputs)
+        operands = []
+        for name in layer.inputs:
+            shape = list(info.shapes[name])
+            if len(shape) == rank:
+                operands.append(f"t[{name!r}]")
+                continue
+            lines += [
+                f"    shuffle = network.add_shuffle(t[{name!r}])",
+                f"    shuffle.reshape_dims = trt.Dims({[1] * (rank - len(shape)) + shape!r})",
+            ]
+            operands.append(f"ranked_{len(operands)}")
+            lines.append(f"    {operands[-1]} = shuffle.get_output(0)")
+        a, b = operands
     if op == "matmul":
-        a, b = layer.inputs
-        return [
-            f"    layer = network.add_matrix_multiply(t[{a!r}], trt.MatrixOperation.NONE, t[{b!r}], "
-            "trt.MatrixOperation.NONE)"
+        return lines + [
+            f"    layer = network.add_matrix_multiply({a}, trt.MatrixOperation.NONE, {b}, trt.MatrixOperation.NONE)"
         ]
     if op == "add":
-        a, b = layer.inputs
-        return [f"    layer = network.add_elementwise(t[{a!r}], t[{b!r}], trt.ElementWiseOperation.SUM)"]
+        return lines + [f"    layer = network.add_elementwise({a}, {b}, trt.ElementWiseOperation.SUM)"]
     if op == "relu":
         return [f"    layer = network.add_activation(t[{layer.input!r}], trt.ActivationType.RELU)"]
     if op == "concat":
