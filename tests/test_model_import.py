@@ -90,3 +90,64 @@ def test_import_of_a_file_that_is_not_a_model_says_so(tmp_path):
     bad.write_text("not a model")
     r = run_qdq("import", str(bad), "-o", str(tmp_path / "cases" / "x"))
     assert r.returncode == 2 and "not a readable ONNX model" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("quantization", ["int8-per-channel", "uint8-per-tensor", "int4-blocks"])
+def test_a_transformer_block_comes_in_whole_and_runs_without_a_fail(tmp_path, quantization):
+    """Q, K, V and output projections (3-D activation x 2-D weight), the attention MatMuls of two activations with
+    a Transpose and a Softmax between Q/DQ, the bias and residual Adds; and ONNX Runtime's INT4 block quantizer,
+    whose weights must come in with their axis and block size (the block implied by the scale's shape)."""
+    import onnx
+    import quantized_models
+    import yaml
+    from onnx import numpy_helper
+
+    float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
+    quantized_models.transformer(float_model)
+    if quantization == "int4-blocks":
+        pytest.importorskip("onnx_ir", reason="ONNX Runtime's INT4 block quantizer needs onnx_ir")
+        quantized_models.quantize_int4_blocks(float_model, model, block_size=8)
+    else:
+        per_channel, unsigned = quantization == "int8-per-channel", quantization == "uint8-per-tensor"
+        quantized_models.quantize(float_model, model, per_channel=per_channel, unsigned=unsigned)
+    graph = onnx.load(str(model)).graph
+    qdq = [n.name or n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+
+    folder = tmp_path / "cases" / "imported" / "block"
+    r = run_qdq("import", str(model), "-o", str(folder))
+    assert r.returncode == 0, r.stderr
+    accounting = json.loads((folder / "nodes.json").read_text())
+    listed = [entry["node"] for entry in accounting["not_imported"]]
+    assert sorted([*accounting["imported"], *listed]) == sorted(qdq) and accounting["qdq_nodes"] == len(qdq)
+    body = yaml.safe_load((folder / "qdq.yaml").read_text())
+    matmuls = [layer for c in body["cases"] for layer in c["network"] if layer["op"] == "matmul"]
+    assert len(matmuls) == (4 if quantization == "int4-blocks" else 6)  # the attention MatMuls need Q/DQ operands
+
+    if quantization == "int4-blocks":
+        # every weight whole, as INT4 codes, its scale blocked along axis 0 in blocks of 8: shape [16 / 8, 16]
+        inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        for case in body["cases"]:
+            layers = {layer["name"]: layer for layer in case["network"]}
+            dq = next(layer for layer in case["network"] if layer["op"] == "dequantize")
+            codes, scale = layers[dq["input"]], layers[dq["scale"]]
+            assert codes["dtype"] == "int4" and codes["shape"] == [16, 16] and scale["shape"] == [2, 16]
+            v = codes["value"]
+            value = np.load(folder / v["npy"], allow_pickle=False) if isinstance(v, dict) else np.array(v)
+            own = [w.astype(np.int8) for w in inits.values() if w.shape == (16, 16)]
+            assert any(np.array_equal(value.astype(np.int8), w) for w in own)
+
+    assert run_qdq("validate", str(tmp_path / "cases")).returncode == 0
+    out = tmp_path / "out"
+    backends = ["numpy", "onnxruntime", "onnx-reference"]
+    run_qdq(
+        "run",
+        str(tmp_path / "cases"),
+        *(a for b in backends for a in ("--backend", b)),
+        "--out",
+        str(out),
+        "--no-report",
+    )
+    records = json.loads((out / "results.json").read_text())["records"]
+    bad = [(r["case_id"], r["backend"], r.get("reason", "")[:300]) for r in records if r["status"] in ("fail", "error")]
+    assert not bad, bad
+    assert {r["backend"] for r in records if r["status"] in ("pass", "xfail")} >= set(backends)
