@@ -322,3 +322,19 @@ def test_the_builder_log_parser_on_the_lines_nvidia_prints():
     details = precision_details([("VERBOSE", "something else"), ("VERBOSE", message)])
     assert details["layer_types"] == {"c": ["float32"]} and details["layers_source"].startswith("builder log")
     assert precision_details([("INFO", "no layers here")]) == {}
+
+
+def test_a_whole_symmetric_int8_transformer_builds_with_every_matmul_on_int8(tmp_path):
+    """NVIDIA's parser and builder on a whole real export (ONNX Runtime's quantizer, symmetric INT8): it builds, and
+    its log shows the projections and both attention MatMuls running on INT8 inputs."""
+    import quantized_models
+
+    from plugins.tensorrt.wholemodel import build_onnx_model
+
+    float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
+    quantized_models.transformer(float_model)
+    quantized_models.quantize(float_model, model, per_channel=True, unsigned=False, symmetric=True)
+    built = build_onnx_model(model.read_bytes())
+    assert built["status"] == "built", built
+    for layer in ("q_proj", "k_proj", "v_proj", "qk", "pv", "o_proj"):
+        assert built["layer_types"].get(layer) == ["int8"], (layer, built["layer_types"])

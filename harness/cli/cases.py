@@ -79,6 +79,8 @@ def cmd_import(args) -> int:
 
     names = {ep.name for ep in entry_points(group="qdq_harness.importers")}
     fmt = args.format or (args.source if args.source in names else Path(args.source).suffix.lstrip("."))
+    if getattr(args, "whole", False):
+        fmt = f"{fmt}-whole"
     run_import = _family_tool("qdq_harness.importers", "import", fmt, args.source)
     if run_import is None:
         return EXIT_USAGE

@@ -141,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--format", default=None, help="importer name (default: the source itself, else its suffix)")
     imp.add_argument(
+        "--whole",
+        action="store_true",
+        help="also run the model whole and name the first Q/DQ node where backends part (the family's "
+        "`<format>-whole` importer)",
+    )
+    imp.add_argument(
         "--force",
         action="store_true",
         help="write into a folder that holds files `qdq import` did not write (they may be replaced)",

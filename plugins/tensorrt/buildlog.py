@@ -60,8 +60,9 @@ def precision_details(messages: list[tuple[str, str]]) -> dict:
     layer_types: dict[str, set[str]] = {}
     for name, layer in engine.items():
         network = network_layer(name)
-        if network is not None:
-            layer_types.setdefault(network, set()).update(layer["inputs"])
+        for part in (network or "").split("+"):  # layers the builder merged: "v_proj+q_proj+k_proj_U9_myl0_1"
+            if part:
+                layer_types.setdefault(part, set()).update(layer["inputs"])
     return {
         "layer_types": {k: sorted(v) for k, v in layer_types.items()},
         "engine_layers": [
