@@ -281,6 +281,21 @@ def _layer(island: Island, node) -> tuple[dict | None, str]:
     return None, f"{op} is not a layer the case format has"
 
 
+# The largest distance between neighbouring codes, in units of the scale: 1 for integers, 32 for FP8 E4M3 (between
+# 416 and 448), 2 for FP4 E2M1 (between 4 and 6). A near tie (x / s against x * (1/s)) moves one code at most.
+CODE_STEP = {"fp8": 32.0, "fp4": 2.0}
+
+
+def _float_output_tolerance(island: Island, layer: dict) -> float:
+    """A float output's tolerance: each dequantized operand of the layer may sit one code away (a near tie), so one
+    largest code step of the largest scale per operand."""
+    types = {x["to"] for x in island.network if x["op"] == "quantize"}
+    types |= {x["dtype"] for x in island.network if x["op"] == "constant"}
+    step = max([CODE_STEP.get(t, 1.0) for t in types] or [1.0])
+    operands = layer.get("inputs") or [layer.get("input")]
+    return island.max_scale * step * max(len(operands), 1)
+
+
 def build(graph: Graph, node, files, tag: str, case_type, model_name: str, seed: int) -> tuple[dict | None, list, str]:
     """(case body, the Q/DQ nodes it holds, why not when the body is None) for one compute node."""
     island = Island(graph, files, tag, case_type)
@@ -334,7 +349,7 @@ def build(graph: Graph, node, files, tag: str, case_type, model_name: str, seed:
         # one quantization step of the output. A float output: within one step of the largest scale in the case.
         "expect": {"reference": {"tolerance": {"steps": 1}}}
         if quantized_out
-        else {"reference": {"tolerance": {"atol": island.max_scale, "rtol": 0}}},
+        else {"reference": {"tolerance": {"atol": _float_output_tolerance(island, layer), "rtol": 0}}},
     }
     # A conv or matmul whose every operand is dequantized is what Q/DQ placement asks TensorRT to run quantized:
     # the case says so, and backends that report their engine's layers (TensorRT's inspector, TensorRT-RTX's
@@ -408,9 +423,9 @@ NETWORK_API_ZERO_POINT = {
     "backend": "tensorrt-rtx",
     "version": "==1.7.*",
     "reason": "Measured with TensorRT-RTX 1.7.1 (build on a CPU): its network API refuses a quantized-type constant "
-    'as a Quantize layer\'s zero point ("Quantized constant (...) is only allowed before DQ", qdqGraphOptimizer; '
-    "field case F11), where its ONNX parser builds the same model",
-    "expect": {"error": {"category": "unsupported-type", "message": "only allowed before DQ"}},
+    'as a Quantize layer\'s zero point (INT8: "Quantized constant (...) is only allowed before DQ", qdqGraphOptimizer, '
+    'field case F11; FP8: "Unsupported datatype FP8", field case F19), where its ONNX parser builds the same model',
+    "expect": {"error": {"category": "unsupported-type"}},
 }
 
 
