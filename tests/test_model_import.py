@@ -14,33 +14,38 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 
+def import_accounted(model, folder):
+    """`qdq import MODEL -o FOLDER`; asserts every Q/DQ node is in exactly one case or listed, never both, never
+    neither, and that every case the accounting names exists. Returns (the model's graph, the case file's body)."""
+    import onnx
+    import yaml
+
+    graph = onnx.load(str(model)).graph
+    qdq = [n.name or n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+    r = run_qdq("import", str(model), "-o", str(folder))
+    assert r.returncode == 0, r.stderr
+    accounting = json.loads((folder / "nodes.json").read_text())
+    listed = [entry["node"] for entry in accounting["not_imported"]]
+    assert sorted([*accounting["imported"], *listed]) == sorted(qdq) and accounting["qdq_nodes"] == len(qdq)
+    body = yaml.safe_load((folder / "qdq.yaml").read_text())
+    assert set(accounting["imported"].values()) <= {c["name"] for c in body["cases"]}
+    return graph, body
+
+
 @pytest.mark.parametrize(
     "per_channel,unsigned,symmetric",
     [(True, False, False), (False, True, False), (True, False, True)],
     ids=["int8-per-channel", "uint8-per-tensor", "int8-symmetric"],
 )
 def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path, per_channel, unsigned, symmetric):
-    import onnx
     import quantized_models
-    import yaml
     from onnx import numpy_helper
 
     float_model, model = tmp_path / "convnet.onnx", tmp_path / "convnet-q.onnx"
     quantized_models.convnet(float_model)
     quantized_models.quantize(float_model, model, per_channel=per_channel, unsigned=unsigned, symmetric=symmetric)
-    graph = onnx.load(str(model)).graph
-    qdq = [n.name or n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-
     folder = tmp_path / "cases" / "imported" / "convnet"
-    r = run_qdq("import", str(model), "-o", str(folder))
-    assert r.returncode == 0, r.stderr
-    accounting = json.loads((folder / "nodes.json").read_text())
-    listed = [entry["node"] for entry in accounting["not_imported"]]
-    # every Q/DQ node is in exactly one case or listed, never both, never neither
-    assert sorted([*accounting["imported"], *listed]) == sorted(qdq) and accounting["qdq_nodes"] == len(qdq)
-    body = yaml.safe_load((folder / "qdq.yaml").read_text())
-    names = {c["name"] for c in body["cases"]}
-    assert set(accounting["imported"].values()) <= names
+    graph, body = import_accounted(model, folder)
     ops = {layer["op"] for c in body["cases"] for layer in c["network"]}
     assert {"conv", "matmul", "add", "pool"} <= ops  # the conv net's layers, the Gemm (matmul + bias) included
 
@@ -97,9 +102,7 @@ def test_a_transformer_block_comes_in_whole_and_runs_without_a_fail(tmp_path, qu
     """Q, K, V and output projections (3-D activation x 2-D weight), the attention MatMuls of two activations with
     a Transpose and a Softmax between Q/DQ, the bias and residual Adds; and ONNX Runtime's INT4 block quantizer,
     whose weights must come in with their axis and block size (the block implied by the scale's shape)."""
-    import onnx
     import quantized_models
-    import yaml
     from onnx import numpy_helper
 
     float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
@@ -110,16 +113,8 @@ def test_a_transformer_block_comes_in_whole_and_runs_without_a_fail(tmp_path, qu
     else:
         per_channel, unsigned = quantization == "int8-per-channel", quantization == "uint8-per-tensor"
         quantized_models.quantize(float_model, model, per_channel=per_channel, unsigned=unsigned)
-    graph = onnx.load(str(model)).graph
-    qdq = [n.name or n.output[0] for n in graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-
     folder = tmp_path / "cases" / "imported" / "block"
-    r = run_qdq("import", str(model), "-o", str(folder))
-    assert r.returncode == 0, r.stderr
-    accounting = json.loads((folder / "nodes.json").read_text())
-    listed = [entry["node"] for entry in accounting["not_imported"]]
-    assert sorted([*accounting["imported"], *listed]) == sorted(qdq) and accounting["qdq_nodes"] == len(qdq)
-    body = yaml.safe_load((folder / "qdq.yaml").read_text())
+    graph, body = import_accounted(model, folder)
     matmuls = [layer for c in body["cases"] for layer in c["network"] if layer["op"] == "matmul"]
     assert len(matmuls) == (4 if quantization == "int4-blocks" else 6)  # the attention MatMuls need Q/DQ operands
 

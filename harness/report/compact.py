@@ -116,60 +116,64 @@ def compact(results: Path, target: Path) -> dict[str, int]:
     }
 
 
-def _write_passes(target: Path, feature: str, backend: str, members: list[dict]) -> None:
-    cases = sorted(_label(r, "story") or r.get("name", "") for r in members)
-    key = hashlib.md5(f"passes {feature} {backend}".encode()).hexdigest()
-    version = _label(members[0], "version")
+def _write_grouped(target: Path, identity: str, members: list[dict], labels: list[dict], **fields) -> None:
+    """One Allure result standing for `members`: a stable id from `identity` (history continues across runs), the
+    members' time span, and the given labels and fields (name, status, description, ...)."""
+    key = hashlib.md5(identity.encode()).hexdigest()
     result = {
-        "name": f"{backend}: {len(members)} case(s) of {feature} passed",
-        "status": "passed",
-        "description": "\n".join([f"Each held its expectation on `{backend}`:", ""] + [f"- `{c}`" for c in cases]),
+        **fields,
         "uuid": key,
         "historyId": key,
         "testCaseId": key,
-        "fullName": f"passes.{feature}.{backend}",
         "start": min(r.get("start", 0) for r in members),
         "stop": max(r.get("stop", 0) for r in members),
-        "labels": [
-            {
-                "name": "epic",
-                "value": _label(members[0], "epic")
-                if len({_label(r, "epic") for r in members}) == 1
-                else "several documents",
-            },
+        "labels": labels,
+    }
+    (target / f"{key}-result.json").write_text(json.dumps(result), encoding="utf-8")
+
+
+def _write_passes(target: Path, feature: str, backend: str, members: list[dict]) -> None:
+    cases = sorted(_label(r, "story") or r.get("name", "") for r in members)
+    version = _label(members[0], "version")
+    epics = {_label(r, "epic") for r in members}
+    _write_grouped(
+        target,
+        f"passes {feature} {backend}",
+        members,
+        [
+            {"name": "epic", "value": epics.pop() if len(epics) == 1 else "several documents"},
             {"name": "feature", "value": feature},
             {"name": "story", "value": f"{feature}: passes on {backend}"},
             {"name": "backend", "value": backend},
             *([{"name": "version", "value": version}] if version else []),
         ],
-    }
-    (target / f"{key}-result.json").write_text(json.dumps(result), encoding="utf-8")
+        name=f"{backend}: {len(members)} case(s) of {feature} passed",
+        status="passed",
+        description="\n".join([f"Each held its expectation on `{backend}`:", ""] + [f"- `{c}`" for c in cases]),
+        fullName=f"passes.{feature}.{backend}",
+    )
 
 
 def _write_agreement(target: Path, members: list[dict]) -> None:
     cases = sorted(_label(r, "story") or r.get("name", "") for r in members)
-    key = hashlib.md5(b"cross-backend agreements").hexdigest()
-    result = {
-        "name": f"{CROSS_BACKEND}: {len(members)} case(s) where every pair of backends agreed",
-        "status": "passed",
-        "description": "\n".join(
-            ["Every pair of backends that ran these cases agreed within the case's tolerance:", ""]
-            + [f"- `{case}`" for case in cases]
-        ),
-        "uuid": key,
-        "historyId": key,
-        "testCaseId": key,
-        "fullName": f"{CROSS_BACKEND}.agreements",
-        "start": min(r.get("start", 0) for r in members),
-        "stop": max(r.get("stop", 0) for r in members),
-        "labels": [
+    _write_grouped(
+        target,
+        "cross-backend agreements",
+        members,
+        [
             {"name": "epic", "value": "cross-backend agreements"},
             {"name": "feature", "value": CROSS_BACKEND},
             {"name": "story", "value": "every pair agreed"},
             {"name": "backend", "value": CROSS_BACKEND},
         ],
-    }
-    (target / f"{key}-result.json").write_text(json.dumps(result), encoding="utf-8")
+        name=f"{CROSS_BACKEND}: {len(members)} case(s) where every pair of backends agreed",
+        status="passed",
+        description="\n".join(
+            ["Every pair of backends that ran these cases agreed within the case's tolerance:", ""]
+            + [f"- `{case}`" for case in cases]
+        ),
+        fullName=f"{CROSS_BACKEND}.agreements",
+    )
 
 
 def _write_group(target: Path, backend: str, kind: str, members: list[dict]) -> None:
@@ -192,25 +196,21 @@ def _write_group(target: Path, backend: str, kind: str, members: list[dict]) -> 
     if listed < len(members):
         lines.append(f"\n... and {len(members) - listed} more (results.json lists every one)")
     first = members[0]
-    key = hashlib.md5(f"skips {backend} {kind}".encode()).hexdigest()
     version = _label(first, "version")
-    group = {
-        "name": f"{backend}: {len(members)} case(s) skipped, {label}",
-        "status": "skipped",
-        "statusDetails": {"message": (first.get("statusDetails") or {}).get("message", "")},
-        "description": "\n".join(lines),
-        "uuid": key,
-        "historyId": key,
-        "testCaseId": key,
-        "fullName": f"skipped.{backend}.{kind}",
-        "start": min(r.get("start", 0) for r in members),
-        "stop": max(r.get("stop", 0) for r in members),
-        "labels": [
+    _write_grouped(
+        target,
+        f"skips {backend} {kind}",
+        members,
+        [
             {"name": "epic", "value": "skipped cases"},
             {"name": "feature", "value": label},
             {"name": "story", "value": f"{backend}: {label}"},
             {"name": "backend", "value": backend},
             *([{"name": "version", "value": version}] if version else []),
         ],
-    }
-    (target / f"{key}-result.json").write_text(json.dumps(group), encoding="utf-8")
+        name=f"{backend}: {len(members)} case(s) skipped, {label}",
+        status="skipped",
+        statusDetails={"message": (first.get("statusDetails") or {}).get("message", "")},
+        description="\n".join(lines),
+        fullName=f"skipped.{backend}.{kind}",
+    )
