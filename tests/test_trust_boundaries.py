@@ -241,3 +241,30 @@ def test_pack_replaces_its_own_archive_but_not_a_file_it_did_not_write(tmp_path)
     assert run_qdq("pack", str(out), "-o", str(ours)).returncode == 0
     assert run_qdq("pack", str(out), "-o", str(ours)).returncode == 0  # its own archive: replaced
     assert run_qdq("pack", str(out), "-o", str(mine), "--force").returncode == 0
+
+
+def test_single_file_outputs_never_replace_a_file_qdq_did_not_write(tmp_path):
+    """`qdq compare --md/--html/--json`, `qdq repro -o` and `qdq export -o` replace their own earlier output, refuse
+    any other existing file (it stays as it was), and replace it only with --force."""
+    out = tmp_path / "run"
+    assert run_qdq("run", "cases/docs", "--backend", "numpy", "--out", str(out), "--no-report").returncode == 0
+    case = "docs/s1-per-tensor-int8"
+    commands = {
+        "compare-md": (["compare", str(out), str(out), "--md"], "notes.md"),
+        "compare-html": (["compare", str(out), str(out), "--html"], "page.html"),
+        "compare-json": (["compare", str(out), str(out), "--json"], "data.json"),
+        "repro": (["repro", case, "--backend", "numpy", "-o"], "script.py"),
+        "export": (["export", case, "-o"], "model.onnx"),
+    }
+    for name, (args, filename) in commands.items():
+        target = tmp_path / name / filename
+        target.parent.mkdir()
+        target.write_text("a user's own file\n")
+        refused = run_qdq(*args, str(target))
+        assert refused.returncode == 2, (name, refused.stdout, refused.stderr)
+        assert "not written by qdq-harness" in refused.stderr and "Traceback" not in refused.stderr, name
+        assert target.read_bytes() == b"a user's own file\n", name
+        forced = run_qdq(*args, str(target), "--force")
+        assert forced.returncode == 0 and target.read_bytes() != b"a user's own file\n", (name, forced.stderr)
+        again = run_qdq(*args, str(target))  # its own output: replaced without --force
+        assert again.returncode == 0, (name, again.stderr)

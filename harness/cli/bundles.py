@@ -36,14 +36,14 @@ def cmd_compare(args) -> int:
             print(f"qdq compare: {exc}", file=sys.stderr)
             return EXIT_USAGE
     print(bundlediff.terminal(comparisons))
-    for path, render in (
-        (args.md, bundlediff.markdown),
-        (args.html, bundlediff.to_html),
-        (args.json, bundlediff.to_json),
-    ):
-        if path:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(render(comparisons))
+    outputs = [(p, render) for p, render in _comparison_outputs(args) if p]
+    problems = [] if args.force else [x for p, _ in outputs if (x := _comparison_file_problem(p))]
+    if problems:
+        print("\n".join(f"qdq compare: {x}" for x in problems), file=sys.stderr)
+        return EXIT_USAGE
+    for path, render in outputs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(comparisons))
     lost = sum(c.lost for c in comparisons)
     if lost and not args.allow_partial:
         print(
@@ -53,6 +53,26 @@ def cmd_compare(args) -> int:
         )
         return EXIT_FAILED
     return EXIT_FAILED if any(c.regressed for c in comparisons) else EXIT_OK
+
+
+def _comparison_outputs(args):
+    from harness.results import bundlediff
+
+    return [(args.md, bundlediff.markdown), (args.html, bundlediff.to_html), (args.json, bundlediff.to_json)]
+
+
+def _comparison_file_problem(path: Path) -> str | None:
+    """A comparison file may replace only an earlier one (Markdown, HTML or JSON as `qdq compare` writes them)."""
+    from harness.results.bundlediff import MARKDOWN_SIGNATURE
+    from harness.results.ownership import file_problem, text_starts_with
+
+    ours = text_starts_with(
+        MARKDOWN_SIGNATURE,
+        "<!doctype html><meta charset='utf-8'><title>qdq compare</title>",
+        '[\n {\n  "before": ',
+        "[]",
+    )
+    return file_problem(path, ours, "the comparison")
 
 
 def cmd_pack(args) -> int:
@@ -109,6 +129,10 @@ def cmd_matrix(args) -> int:
         if check:
             print(f"[{env.name}] check {'passed' if check['returncode'] == 0 else 'FAILED'}: {check['command']}")
     if args.md:
+        problem = None if args.force else _comparison_file_problem(args.md)
+        if problem:
+            print(f"qdq matrix: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         args.md.parent.mkdir(parents=True, exist_ok=True)
         args.md.write_text(bundlediff.markdown(comparisons))
     return EXIT_OK

@@ -68,6 +68,12 @@ def cmd_export(args) -> int:
     write = _family_tool("qdq_harness.exporters", "export", fmt, fmt)
     if write is None:
         return EXIT_USAGE
+    # The family says which existing files are its own exports (`is_ours` on its exporter): nothing else is replaced.
+    from harness.results.ownership import file_problem
+
+    problem = None if args.force else file_problem(args.output, getattr(write, "is_ours", lambda p: False), "it")
+    if problem:
+        return _report("export", EXIT_USAGE, problem)
     options = values(lambda name: getattr(args, name, None))
     return _report("export", *write(find_case(args.case, args.cases), args.output, options))
 
@@ -107,6 +113,13 @@ def cmd_repro(args) -> int:
         print(f"qdq repro: the backend {args.backend!r} writes no repro script", file=sys.stderr)
         return EXIT_USAGE
     if args.output:
+        from harness.engine.scripts import SIGNATURE
+        from harness.results.ownership import file_problem, text_starts_with
+
+        problem = None if args.force else file_problem(args.output, text_starts_with(SIGNATURE), "the script")
+        if problem:
+            print(f"qdq repro: {problem}", file=sys.stderr)
+            return EXIT_USAGE
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(script)
         print(f"wrote {args.output}")

@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         "--cache", type=Path, default=None, help="where the environments are kept (default: the cache folder)"
     )
     mat.add_argument("--md", type=Path, default=None, help="also write the comparison as Markdown")
+    mat.add_argument("--force", action="store_true", help="replace a --md file qdq did not write")
     from harness.cli.matrix import families
 
     for option, spec in families().items():
@@ -111,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--md", type=Path, default=None, help="also write Markdown (a pull-request comment)")
     cmp_.add_argument("--html", type=Path, default=None, help="also write HTML")
     cmp_.add_argument("--json", type=Path, default=None, help="also write JSON")
+    cmp_.add_argument("--force", action="store_true", help="replace --md/--html/--json files qdq did not write")
     cmp_.add_argument(
         "--allow-partial",
         action="store_true",
@@ -126,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_arguments(exp)
     exp.add_argument("--format", default=None, help="exporter name (default: the output's suffix)")
+    exp.add_argument("--force", action="store_true", help="replace an -o file that is not one of our exports")
     exp.add_argument("--cases", type=Path, default=Path("cases"), help="cases root (default: cases/)")
 
     imp = sub.add_parser(
@@ -156,6 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("case", help="case id or case file path (FILE::name for a file of several cases)")
     rep.add_argument("--backend", required=True)
     rep.add_argument("-o", "--output", type=Path, default=None, help="script path (default: print it)")
+    rep.add_argument("--force", action="store_true", help="replace an -o file that is not a qdq repro script")
     rep.add_argument("--cases", type=Path, default=Path("cases"))
     add_arguments(rep)  # as `qdq run` takes them: a script is written under the options a run would use
     return p

@@ -257,8 +257,12 @@ def terminal(comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
+MARKDOWN_SIGNATURE = "<!-- qdq compare -->"  # an invisible first line: a later --md may replace what is ours
+
+
 def markdown(comparisons: list[Comparison]) -> str:
-    out = [f"> **{note}**\n" for comp in comparisons for note in [comp.partial_note()] if note]
+    out = [MARKDOWN_SIGNATURE]
+    out += [f"> **{note}**\n" for comp in comparisons for note in [comp.partial_note()] if note]
     for comp in comparisons:
         counts = comp.counts()
         out += [

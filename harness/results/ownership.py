@@ -71,3 +71,31 @@ def claim(folder: Path, marker: str, command: str) -> None:
         "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     (folder / marker).write_text(json.dumps(note) + "\n")
+
+
+def file_problem(path: Path, is_ours, what: str) -> str | None:
+    """Why writing `what` to `path` would overwrite a file the harness did not write, or None: a new path, or a
+    regular file `is_ours(path)` recognises (our own signature in it). Unreadable counts as not ours."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() or not path.is_file():
+        return f"{path} exists and is not a regular file; choose another path for {what}"
+    try:
+        ours = bool(is_ours(path))
+    except Exception:
+        ours = False
+    if ours:
+        return None
+    return f"{path} exists and was not written by qdq-harness; choose another path for {what}, or pass --force"
+
+
+def text_starts_with(*signatures: str):
+    """An `is_ours` for text files whose first bytes are one of `signatures`."""
+
+    def check(path: Path) -> bool:
+        with open(path, "rb") as f:
+            head = f.read(512).decode("utf-8", "replace")
+        return any(head.startswith(s) for s in signatures)
+
+    return check

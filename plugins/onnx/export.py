@@ -284,3 +284,13 @@ def export_command(case: Case, output, options: dict) -> tuple[int, str]:
     return 0, (
         f"{output}: opset {exported.opset}, passes onnx.checker (full_check); inputs: {', '.join(written) or 'none'}"
     )
+
+
+def is_ours(path) -> bool:
+    """An ONNX file `qdq export` wrote (its producer is qdq-harness): the only kind an export may replace."""
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).producer_name == "qdq-harness"
+
+
+export_command.is_ours = is_ours
