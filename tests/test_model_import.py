@@ -32,6 +32,12 @@ def import_accounted(model, folder):
     return graph, body
 
 
+def run_records(cases, out, backends: list[str]) -> list[dict]:
+    """`qdq run CASES` on `backends` into OUT; the bundle's records."""
+    run_qdq("run", str(cases), *(a for b in backends for a in ("--backend", b)), "--out", str(out), "--no-report")
+    return json.loads((out / "results.json").read_text())["records"]
+
+
 @pytest.mark.parametrize(
     "per_channel,unsigned,symmetric",
     [(True, False, False), (False, True, False), (True, False, True)],
@@ -67,17 +73,8 @@ def test_an_onnx_runtime_export_comes_in_whole_and_runs_without_a_fail(tmp_path,
     assert np.array_equal(value(consts[bias]).reshape(-1), expected_bias.reshape(-1))
 
     assert run_qdq("validate", str(tmp_path / "cases")).returncode == 0
-    out = tmp_path / "out"
     backends = ["numpy", "onnxruntime", "onnx-reference", "numpy-fused"]
-    run_qdq(
-        "run",
-        str(tmp_path / "cases"),
-        *(a for b in backends for a in ("--backend", b)),
-        "--out",
-        str(out),
-        "--no-report",
-    )
-    records = json.loads((out / "results.json").read_text())["records"]
+    records = run_records(tmp_path / "cases", tmp_path / "out", backends)
     statuses = {(r["backend"], r["status"]) for r in records}
     assert not {s for s in statuses if s[1] in ("fail", "error")}, [
         (r["case_id"], r["backend"], r.get("reason", "")[:200]) for r in records if r["status"] in ("fail", "error")
@@ -132,17 +129,8 @@ def test_a_transformer_block_comes_in_whole_and_runs_without_a_fail(tmp_path, qu
             assert any(np.array_equal(value.astype(np.int8), w) for w in own)
 
     assert run_qdq("validate", str(tmp_path / "cases")).returncode == 0
-    out = tmp_path / "out"
     backends = ["numpy", "onnxruntime", "onnx-reference"]
-    run_qdq(
-        "run",
-        str(tmp_path / "cases"),
-        *(a for b in backends for a in ("--backend", b)),
-        "--out",
-        str(out),
-        "--no-report",
-    )
-    records = json.loads((out / "results.json").read_text())["records"]
+    records = run_records(tmp_path / "cases", tmp_path / "out", backends)
     bad = [(r["case_id"], r["backend"], r.get("reason", "")[:300]) for r in records if r["status"] in ("fail", "error")]
     assert not bad, bad
     assert {r["backend"] for r in records if r["status"] in ("pass", "xfail")} >= set(backends)

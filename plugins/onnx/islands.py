@@ -68,7 +68,6 @@ class Island:
         self.seed = 0
         self.max_scale = 1.0
         self.fed: dict[str, str] = {}  # case input -> the model tensor it stands for
-        self.zero_points: list[np.ndarray] = []
         self.scales: list[np.ndarray] = []
         self.zero_point_of: dict[str, np.ndarray] = {}  # Q/DQ layer name -> its zero point
         self.unexpressible: str = ""  # why a Q/DQ node of this island cannot be written as the model means it
@@ -108,10 +107,9 @@ class Island:
         s = self.constant(f"{node_id(node)}_s", scale, stype)
         layer = {"op": "quantize" if node.op_type == "QuantizeLinear" else "dequantize", "name": "", "input": source}
         layer["scale"] = s
-        if len(node.input) > 2 and node.input[2]:
-            zp = g.array(node.input[2])
+        zp = g.array(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zp is not None:
             layer["zero_point"] = self.constant(f"{node_id(node)}_zp", zp, self.case_type(g.elem(node.input[2])))
-            self.zero_points.append(zp)
         if scale.ndim >= 1 and scale.size > 1 and scale.ndim == 1:
             layer["axis"] = int(attrs.get("axis", 1))
         if node.op_type == "QuantizeLinear":
@@ -120,8 +118,8 @@ class Island:
         else:
             layer["to"] = stype
         layer["name"] = self._fresh(node_id(node))
-        if len(node.input) > 2 and node.input[2]:
-            self.zero_point_of[layer["name"]] = g.array(node.input[2])
+        if zp is not None:
+            self.zero_point_of[layer["name"]] = zp
         self.network.append(layer)
         self.nodes.append(node)
         self.max_scale = max(self.max_scale if self.nodes[:-1] else 0.0, float(np.max(np.abs(scale))) or 1.0)
@@ -454,7 +452,7 @@ def contract_refusal(island: Island) -> tuple[str, str] | None:
                 return "unsupported-type", f"{str(source.get('dtype')).upper()} weights"
     if any(np.any(np.asarray(s, np.float64) <= 0) for s in island.scales):
         return "scale-not-positive", "negative or zero scales (a symmetric quantizer's sign folded into the scale)"
-    if any(np.any(zp != 0) for zp in island.zero_points):
+    if any(np.any(zp != 0) for zp in island.zero_point_of.values()):
         return "zero-point-nonzero", "a non-zero zero point (asymmetric quantization)"
     return None
 
