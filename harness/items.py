@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from harness.cases.parsecache import ParseCache
 from harness.engine.config import RunConfig
 from harness.engine.run import Executor, Record
 from harness.engine.verdict import Verdict, make
+from harness.cases.limits import MAX_FILE_BYTES
 from harness.cases.yamlread import read_bytes
 
 
@@ -43,6 +47,18 @@ class RunState:
     folders: dict = field(default_factory=dict)  # folder -> (in a case folder?, cases root): the same for its files
     case_ids: dict = field(default_factory=dict)  # case id -> (file, line) of the first case collected with it
     allure_writes: list = field(default_factory=list)  # the background writers of allure-pytest's result files
+    shard: tuple[int, int] | None = None  # (k, n): this process runs the k-th (from 0) of n shares of the cases
+    split_files: set = field(default_factory=set)  # in a share: files whose cases are shared out one by one
+
+    def takes(self, key: str) -> bool:
+        """Whether this process runs what `key` names (a case id, or the id stem of a whole file): every process of
+        a sharded run computes the same answer, and all backends of a case fall in one share (the cross-backend
+        diff of a case needs them all)."""
+        if self.shard is None:
+            return True
+        # blake2b, not crc32: a CRC is linear, so ids that differ in a digit or two (a matrix) can all share a parity
+        digest = hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") % self.shard[1] == self.shard[0]
 
     def drain_allure_writes(self) -> None:
         for writes in self.allure_writes:
@@ -98,6 +114,47 @@ def root_for(path: Path, state: RunState) -> Path:
     return max(folders, key=lambda p: len(p.parts)) if folders else here.parent
 
 
+MATRIX_KEY = re.compile(rb"(?m)(^|[{,\s])matrix\s*:")
+
+
+def shard_takes_file(path: Path, state: RunState) -> bool:
+    """In one share of a sharded run: whether this process collects the file. A file is taken whole by the share of
+    its id stem (the path under its root, which every case id in it starts with: two files that could give one id
+    fall in one share, where the clash is found), so a share reads only its own files; a file with a `matrix` (one
+    file, thousands of cases) is read by every share and its cases shared out one by one."""
+    if state.shard is None:
+        return True
+    here = os.path.abspath(path)
+    if _has_matrix(here):
+        state.split_files.add(here)
+        return True
+    return state.takes(_id_stem(here, state))
+
+
+def _has_matrix(path: str) -> bool:
+    """Whether the file's text has a `matrix:` key: read with os calls only (every share reads every file), never
+    blocking on a FIFO, never past the size limit; a file that cannot be read has none (its share reports it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return MATRIX_KEY.search(os.read(fd, MAX_FILE_BYTES + 1)) is not None
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _id_stem(path: str, state: RunState) -> str:
+    """The file's path under its cases root without the suffix, as its case ids start (harness/cases/load.py)."""
+    root = str(_folder_facts(os.path.dirname(path), state)[1])
+    rel = path[len(root) + 1 :] if path.startswith(root + os.sep) else os.path.basename(path)
+    return os.path.splitext(rel)[0].replace(os.sep, "/")
+
+
 class CasesDir(pytest.Dir):
     """pytest's folder collector, plus an item for anything named *.yaml that is not a regular file (a FIFO, a
     device): pytest would skip it in silence; it is reported, never opened."""
@@ -136,8 +193,12 @@ class CaseFile(pytest.File):
     def collect(self):
         state = self.config.stash[STATE]
         root = _folder_facts(os.path.dirname(os.path.abspath(self.path)), state)[1]
+        split = os.path.abspath(self.path) in state.split_files
+        if not split and not state.takes(_id_stem(os.path.abspath(self.path), state)):
+            return  # another share's file (one pytest_collect_file did not see: a FIFO, a device)
         cases, errors = check_file(self.path, root, state.parse_cache)
-        for error in errors:
+        owned = not split or state.takes(str(self.path))  # the file's own problems: reported by one share
+        for error in errors if owned else ():
             yield InvalidCaseItem.from_parent(
                 self, name=f"{self.path.stem}[invalid-case-file:{error.line}]", error=error
             )
@@ -148,6 +209,8 @@ class CaseFile(pytest.File):
                 if case.line in clashes:
                     continue
                 clashes.add(case.line)
+                if not owned:
+                    continue
                 error = CaseFileError(
                     self.path,
                     case.line,
@@ -158,7 +221,7 @@ class CaseFile(pytest.File):
                     self, name=f"{self.path.stem}[invalid-case-file:{case.line}]", error=error
                 )
                 continue
-            if case.tier == "full" and state.tier != "full":
+            if (case.tier == "full" and state.tier != "full") or (split and not state.takes(case.id)):
                 continue
             local = _local_name(case)
             for name in state.backends:

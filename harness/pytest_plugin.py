@@ -39,7 +39,7 @@ from harness.engine.config import DEFAULT_REFERENCE, RunConfig, default_cache, d
 from harness.engine.run import Executor
 from harness.results.bundle import out_dir_problem
 from harness.items import RECORD_KEY, RESUME_DONE, STATE, CaseFile, CasesDir, RunState, _is_case_file, _in_case_folder
-from harness.items import alluredir
+from harness.items import alluredir, shard_takes_file
 from harness.reporter import BundleReporter
 from harness.items import CaseItem, _QdqItem, _absolute, _stable
 
@@ -126,7 +126,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="write the bundle into --qdq-out even when it holds files the harness did not write",
     )
+    group.addoption(
+        "--qdq-shard",
+        default=None,
+        metavar="K/N",
+        help="run the K-th of N shares of the cases (each case with all its backends, the same share in every "
+        "process): `qdq run -n N` runs N such processes side by side and merges their bundles",
+    )
     group.addoption("--qdq-lock-held", action="store_true", help=argparse.SUPPRESS)  # qdq run holds the lock
+    # qdq run merges the shares' bundles, then writes the summaries and the Allure results' report-level files once
+    group.addoption("--qdq-report-later", action="store_true", help=argparse.SUPPRESS)
+
+
+def shard_option(text: str | None) -> tuple[int, int] | None:
+    """`--qdq-shard K/N` as (K - 1, N)."""
+    if text is None:
+        return None
+    k, _, n = text.partition("/")
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise pytest.UsageError(f"--qdq-shard {text!r}: give K/N with 1 <= K <= N, e.g. 1/2")
+    return int(k) - 1, int(n)
 
 
 def run_config(config: pytest.Config) -> RunConfig:
@@ -178,6 +197,7 @@ def pytest_configure(config: pytest.Config) -> None:
         is_worker=is_worker,
         config=run,
         case_paths=[_absolute(p) for p in config.getoption("--qdq-cases")],
+        shard=shard_option(config.getoption("--qdq-shard")),
     )
     config.stash[STATE] = state
     if not config.getoption("--qdq-no-parse-cache"):
@@ -364,6 +384,8 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector):
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path):
     state = parent.config.stash[STATE]
-    if _is_case_file(file_path, state):
-        return CaseFile.from_parent(parent, path=file_path)
+    if _is_case_file(file_path, state) and (
+        shard_takes_file(file_path, state) or parent.session.isinitpath(file_path)  # named: pytest must find it
+    ):
+        return CaseFile.from_parent(parent, path=file_path)  # (in another share it collects nothing)
     return None

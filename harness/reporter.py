@@ -109,16 +109,10 @@ class BundleReporter:
                 red=True,
             )
             return
-        from harness.report import summary
+        if not self.config.getoption("--qdq-report-later"):
+            from harness.report.html import write_run_reports
 
-        summary.write(self.writer.out_dir, self.writer.doc)
-        if alluredir(self.config):
-            from harness.report import html
-
-            html.write_results_extras(
-                alluredir(self.config), self.writer.doc["backends"], self.writer.doc["environment"], self.state.root
-            )
-            html.mark_declared_deviations(alluredir(self.config))
+            write_run_reports(self.writer.out_dir, self.writer.doc, alluredir(self.config), self.state.root)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         if not self.cross:

@@ -60,7 +60,9 @@ def _wait_for_markers(path: Path, count: int, timeout: float = 60) -> list[str]:
     raise AssertionError(f"fewer than {count} items started within {timeout} s")
 
 
-def test_an_in_process_segfault_without_xdist_does_not_stop_the_run(tmp_path, site):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_an_in_process_segfault_without_xdist_does_not_stop_the_run(tmp_path, site, processes):
+    """Each crash is resumed past, in a single pytest process and in every share of `qdq run -n 2`."""
     out = tmp_path / "out"
     r = run_qdq(
         "run",
@@ -72,6 +74,8 @@ def test_an_in_process_segfault_without_xdist_does_not_stop_the_run(tmp_path, si
         "--out",
         str(out),
         "--no-report",
+        "-n",
+        processes,
         env=site,
     )
     assert r.returncode == 1, r.stderr
@@ -189,7 +193,8 @@ def test_an_out_folder_that_is_a_file_is_one_line_and_exit_2(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "is a file" in r.stderr
 
 
-def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site, processes):
     out = tmp_path / "out"
     markers = Path(site["QDQ_TEST_MARKERS"])
     proc = _start(
@@ -206,6 +211,8 @@ def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site):
             "--out",
             str(out),
             "--no-report",
+            "-n",
+            processes,
         ],
         site,
     )
@@ -216,3 +223,16 @@ def test_ctrl_c_exits_130_and_keeps_a_partial_bundle(tmp_path, site):
     doc = json.loads((out / "results.json").read_text())
     assert doc["partial"] is True and doc["finished"] is not None
     assert any(r["backend"] == "slow" for r in doc["records"])
+    # --resume finishes it as it was started: every item once, and every stored output readable where it is named
+    r = run_qdq(
+        "run", *CASES, "--backend", "numpy", "--backend", "slow", "--out", str(out), "--no-report", "--resume", env=site
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    from harness.results.bundle import load
+    from harness.results.outputs import record_outputs
+
+    doc = load(out)
+    assert doc["partial"] is False and len(doc["records"]) == 9 * 2 + 9  # 9 cases x (2 backends + cross-backend)
+    stored = [r for r in doc["records"] if r.get("outputs_file")]
+    assert len(stored) >= 9 and all(record_outputs(out, r) for r in stored)
+    assert not (out / "shards" / "1").exists()  # merged: the shares' outputs moved up

@@ -43,7 +43,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write into --out even when it holds files the harness did not write (they may be removed)",
     )
-    run.add_argument("-n", dest="workers", default=None, help="pytest-xdist workers (a number or 'auto')")
+    run.add_argument(
+        "-n",
+        dest="workers",
+        default=None,
+        help="pytest processes side by side, each running a share of the cases (a number or 'auto': one per core)",
+    )
     run.add_argument("-k", dest="keyword", default=None, help="pytest -k expression over case names, backends, tags")
     run.add_argument("--tag", action="append", default=[], help="only cases with this tag (repeatable: any of them)")
     run.add_argument("--tier", choices=("quick", "full"), default="quick", help="full adds nightly-only cases")

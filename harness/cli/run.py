@@ -1,25 +1,25 @@
-"""`qdq run`: the pytest engine driven in a child process (resumed after a crash), then the report."""
+"""`qdq run`: the pytest engine driven in child processes (one, or `-n N` each running a share of the cases; resumed
+after a crash), then the report."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 from harness.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from harness.cli.children import Child
+from harness.cli.children import run as run_children
 from harness.engine.options import values
+from harness.results import shards
 
 
 FULL_RUN_OUT = Path("reports/latest")
 
 
 SUBSET_OUT = Path("reports/subset")
-
-
-MAX_RESUMES = 50  # pytest processes one `qdq run` may start after crashes
 
 
 def cmd_run(args) -> int:
@@ -43,6 +43,9 @@ def cmd_run(args) -> int:
     if problem:
         print(f"qdq run: {problem}", file=sys.stderr)
         return EXIT_USAGE
+    count = _share_count(args, out)
+    if count is None:
+        return EXIT_USAGE
     try:
         held = bundle.lock(out)  # held across resumes; the pytest processes are told it is held
         ownership.claim(out, ownership.BUNDLE_MARKER, "qdq run")
@@ -54,11 +57,17 @@ def cmd_run(args) -> int:
             _keep_previous(out)
             # A fresh bundle: stale outputs of an earlier run must not mix with this one. history.jsonl stays.
             # (The driver cleans the Allure results: --clean-alluredir is unsafe under xdist.)
-            for stale in ("outputs", "allure-results", "allure-report"):
+            for stale in ("outputs", "allure-results", "allure-report", shards.SHARDS):
                 shutil.rmtree(out / stale, ignore_errors=True)
             for stale in ("results.json", bundle.JOURNAL):
                 (out / stale).unlink(missing_ok=True)
-        code, signalled = _run_pytest(_pytest_args(args, paths, out), out, paths, args.resume)
+        children = _children(args, paths, out, count)
+        if children is None:
+            return EXIT_USAGE
+        signalled = run_children(children, paths)
+        code = shards.exit_status([c.code for c in children]) if count > 1 else children[0].code
+        if count > 1:
+            _merge(out, count, args.root)
     finally:
         held.close()
     if signalled:
@@ -109,8 +118,9 @@ def _keep_previous(out: Path) -> None:
     except (ValueError, OSError):
         shutil.rmtree(previous, ignore_errors=True)  # an unreadable last run is no baseline
         return
-    if (out / "outputs").exists():
-        (out / "outputs").rename(previous / "outputs")
+    for name in ("outputs", shards.SHARDS):  # a partial sharded run's records name outputs under shards/
+        if (out / name).exists():
+            (out / name).rename(previous / name)
 
 
 def _compare_with_previous(out: Path) -> None:
@@ -139,11 +149,70 @@ def _compare_with_previous(out: Path) -> None:
     (out / "compare.md").write_text(bundlediff.markdown([comparison]))
 
 
+def _share_count(args, out: Path) -> int | None:
+    """How many pytest processes run side by side: -n N (`auto`: one per core this process may use); a resumed run
+    keeps the count it was started with. None after a usage error (printed)."""
+    if args.resume:
+        planned = shards.planned_count(out) or 1
+        if args.workers is not None and planned != _workers(args.workers):
+            print(f"qdq run: resuming the run in {out} as it was started, with {planned} process(es)", file=sys.stderr)
+        return planned
+    count = _workers(args.workers) if args.workers is not None else 1
+    if count is None:
+        print(f"qdq run: -n {args.workers!r}: give a number of processes or 'auto'", file=sys.stderr)
+    return count
+
+
+def _workers(text: str) -> int | None:
+    if text == "auto":
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(int(text), 1) if text.isdigit() else None
+
+
+def _children(args, paths: list[Path], out: Path, count: int) -> list[Child] | None:
+    """One pytest process writing the bundle in `out`, or `count` of them each writing its share's bundle in
+    out/shards/K (merged at the end) with an equal share of the output budget."""
+    common = _pytest_args(args, paths, out)
+    allure = out / "allure-results" if _has_allure_pytest() else None
+    if count == 1:
+        extra = ["--qdq-output-budget", args.output_budget] if args.output_budget else []
+        return [Child(common + ["--qdq-out", str(out), *extra], out, allure)]
+    from harness.results import budget
+
+    try:
+        total = budget.parse_size(args.output_budget) if args.output_budget else budget.default_budget(out)
+    except ValueError:
+        print(
+            f"qdq run: --output-budget {args.output_budget!r}: give a size such as 8G, 500M or 1000000", file=sys.stderr
+        )
+        return None
+    shards.write_plan(out, count)
+    children = []
+    for k, folder in enumerate(shards.folders(out, count), start=1):
+        share = ["--qdq-out", str(folder), "--qdq-shard", f"{k}/{count}", "--qdq-report-later"]
+        share += ["--qdq-output-budget", str(total // count)]
+        # A backend that pins a GPU per process (Backend.worker_environment) sees each share as xdist's worker gwK.
+        env = {"QDQ_WORKER_ID": f"gw{k - 1}"}
+        children.append(Child(common + share, folder, allure, env, shards.log_file(folder)))
+    print(f"qdq run: {count} processes side by side, each a share of the cases (logs: {out / shards.SHARDS}/K.log)")
+    return children
+
+
+def _merge(out: Path, count: int, root: Path | None) -> None:
+    """The shares' bundles merged into `out`, then what the single process writes at its end: the summaries and the
+    Allure results' report-level files."""
+    from harness.report.html import write_run_reports
+
+    doc = shards.merge(out, shards.folders(out, count))
+    if doc is not None:
+        allure = out / "allure-results"
+        write_run_reports(out, doc, allure if allure.is_dir() else None, Path(os.path.abspath(root)) if root else None)
+
+
 def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
+    """What every pytest process of the run is given (its bundle folder apart)."""
     pytest_args = [
         *map(str, paths),
-        "--qdq-out",
-        str(out),
         "--qdq-tier",
         args.tier,
         "-q",
@@ -165,10 +234,7 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args += ["-k", args.keyword]
     for tag in args.tag:
         pytest_args += ["--qdq-tag", tag]
-    if args.workers:
-        pytest_args += ["-n", str(args.workers), "--dist", "loadgroup"]
-    else:
-        pytest_args += ["-p", "no:xdist"]  # one process: not even xdist's import
+    pytest_args += ["-p", "no:xdist"]  # each process runs its items itself: not even xdist's import
     # The run never uses hypothesis's pytest plugin (a dev dependency for tests/): 60 ms of start-up saved.
     pytest_args += ["-p", "no:hypothesispytest"]
     for name, value in values(lambda name: getattr(args, name, None)).items():
@@ -177,78 +243,7 @@ def _pytest_args(args, paths: list[Path], out: Path) -> list[str]:
         pytest_args.append("--qdq-resume")
     if args.no_parse_cache:
         pytest_args.append("--qdq-no-parse-cache")
-    if args.output_budget:
-        pytest_args += ["--qdq-output-budget", args.output_budget]
     return pytest_args
-
-
-def _run_pytest(pytest_args: list[str], out: Path, paths: list[Path], resume: bool) -> tuple[int, int]:
-    """pytest in a child process, resumed after it dies: an item that kills the process (a segfault in a backend
-    running in process, the OOM killer) becomes that item's `error` record and the run goes on with the rest.
-    Ctrl-C and SIGTERM are passed on once and end the run. Returns (pytest's exit code, the signal that ended it)."""
-    from harness.results import bundle
-
-    received: list[int] = []
-    child: subprocess.Popen | None = None
-
-    def forward(signum, frame):
-        received.append(signum)
-        if child is not None and child.poll() is None:
-            child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for attempt in range(MAX_RESUMES + 1):
-            args = pytest_args + (["--qdq-resume"] if attempt and "--qdq-resume" not in pytest_args else [])
-            # Its own session: a Ctrl-C reaches it once, through `forward`; it dies with us (PR_SET_PDEATHSIG).
-            child = subprocess.Popen(
-                [sys.executable, "-m", "pytest", *args], start_new_session=True, preexec_fn=_die_with_parent
-            )
-            code = child.wait()
-            if received:
-                return code, received[0]
-            if attempt and code == 5:  # resumed after the last item crashed: nothing was left to run
-                return 1, 0
-            if code >= 0 or not (out / "results.json").exists():
-                return code, 0
-            lost = bundle.unfinished(out)
-            if not lost:
-                return 1, 0
-            how = f"the pytest process was killed by {signal.Signals(-code).name}"
-            print(f"qdq run: {how} while running {lost[0]}; recorded as an error, resuming", file=sys.stderr)
-            _record_lost(out, lost, how, paths)
-        return 1, 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _die_with_parent() -> None:
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: `kill -9 qdq` does not orphan the run
-    except Exception:
-        pass
-
-
-def _record_lost(out: Path, nodeids: list[str], how: str, paths: list[Path]) -> None:
-    """An error record (and an Allure result) for each item the dead process was running."""
-    from harness.results import bundle
-    from harness.items import RunState, identify
-    from harness.engine.run import Record
-
-    state = RunState(
-        backends=[], out_dir=out, root=None, is_worker=False, case_paths=[Path(os.path.abspath(p)) for p in paths]
-    )
-    for nodeid in nodeids:
-        case_id, backend = identify(nodeid, Path.cwd(), state)
-        message = f"{how} while running this item (a crash in a backend that runs in the pytest process)"
-        bundle.append_record(out, Record.crash(nodeid, case_id, backend, message).as_dict())
-        if (out / "allure-results").is_dir():
-            from harness.report.allure import write_crash_result
-
-            write_crash_result(out / "allure-results", nodeid, message)
 
 
 def _has_allure_pytest() -> bool:

@@ -89,7 +89,8 @@ class Backend(abc.ABC):
 
     def worker_environment(self, worker_id: str) -> dict[str, str]:
         """Variables to set in this backend's isolation worker, started for pytest-xdist worker `worker_id`
-        ("gw0", "gw1", ...; empty without xdist): a GPU backend pins each worker to one device here."""
+        ("gw0", "gw1", ...; `qdq run -n N` names its K-th process gwK-1 too; empty in a single process): a GPU
+        backend pins each worker to one device here."""
         return {}
 
     def repro(self, case: "Case") -> str | None:

@@ -227,7 +227,8 @@ def _environment(backend) -> dict[str, str]:
     if hook is None:
         return {}
     try:
-        return {str(k): str(v) for k, v in hook(os.environ.get("PYTEST_XDIST_WORKER", "")).items()}
+        worker = os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("QDQ_WORKER_ID", "")  # xdist's; qdq run -n's
+        return {str(k): str(v) for k, v in hook(worker).items()}
     except Exception:  # noqa: BLE001 - a broken hook costs the pinning, not the run
         return {}
 

@@ -62,6 +62,17 @@ def _git_commit(path: Path) -> str:
         return "unknown"
 
 
+def write_run_reports(out_dir: Path, doc: dict, alluredir: Path | None, cases_root: Path | None) -> None:
+    """What a finished run writes once, from its whole bundle: the summaries, and the Allure results' report-level
+    files (environment, categories, declared deviations marked)."""
+    from harness.report import summary
+
+    summary.write(out_dir, doc)
+    if alluredir:
+        write_results_extras(alluredir, doc["backends"], doc["environment"], cases_root)
+        mark_declared_deviations(alluredir)
+
+
 def write_results_extras(alluredir: Path, backends: dict, environment: dict, cases_root: Path | None) -> None:
     """environment.properties and categories.json, from the controller only."""
     alluredir.mkdir(parents=True, exist_ok=True)
