@@ -134,32 +134,3 @@ def test_a_transformer_block_comes_in_whole_and_runs_without_a_fail(tmp_path, qu
     bad = [(r["case_id"], r["backend"], r.get("reason", "")[:300]) for r in records if r["status"] in ("fail", "error")]
     assert not bad, bad
     assert {r["backend"] for r in records if r["status"] in ("pass", "xfail")} >= set(backends)
-
-
-def test_import_whole_names_the_first_qdq_node_where_the_backends_part(tmp_path):
-    """`qdq import --whole`: the model run whole on ONNX Runtime and ONNX's reference evaluator with every Q/DQ
-    output compared in the model's order; for the asymmetric INT8 transformer block they part (near ties that grow
-    through the attention), and the report names the first node and the case that holds it."""
-    import onnx
-    import quantized_models
-
-    float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
-    quantized_models.transformer(float_model)
-    quantized_models.quantize(float_model, model, per_channel=True, unsigned=False)
-    folder = tmp_path / "cases" / "imported" / "block"
-    r = run_qdq("import", "--whole", str(model), "-o", str(folder))
-    assert r.returncode == 0, r.stderr
-    report = json.loads((folder / "whole.json").read_text())
-    qdq = [n.name for n in onnx.load(str(model)).graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
-    assert [p["node"] for p in report["probes"]] == qdq  # every Q/DQ output, in the model's order
-    owner = json.loads((folder / "nodes.json").read_text())["imported"]
-    first = report["first_parting"]
-    assert first is not None and first["parts"] and first["max_steps"] > 1
-    assert first["case"] == owner[first["node"]] and f"first parting at {first['op']} {first['node']!r}" in r.stdout
-    before = report["probes"][: report["probes"].index(first)]
-    assert not any(p["parts"] for p in before)  # the first, in order
-    if report["tensorrt-rtx-onnx"]["status"] != "not run":  # NVIDIA's parser: a verdict with its reason
-        assert report["tensorrt-rtx-onnx"]["status"] in ("built", "refused") and report["tensorrt-rtx-onnx"].get(
-            "reason", "built"
-        )
-    assert (folder / "whole.md").read_text().count("**parts**") == sum(p["parts"] for p in report["probes"])

@@ -325,16 +325,20 @@ def test_the_builder_log_parser_on_the_lines_nvidia_prints():
 
 
 def test_a_whole_symmetric_int8_transformer_builds_with_every_matmul_on_int8(tmp_path):
-    """NVIDIA's parser and builder on a whole real export (ONNX Runtime's quantizer, symmetric INT8): it builds, and
-    its log shows the projections and both attention MatMuls running on INT8 inputs."""
+    """NVIDIA's parser and builder on a whole real export (ONNX Runtime's quantizer, symmetric INT8), as
+    `qdq import --whole` writes it and `qdq run` runs it: it builds, and its log shows the projections and both
+    attention MatMuls running on INT8 inputs."""
     import quantized_models
-
-    from plugins.tensorrt.wholemodel import build_onnx_model
 
     float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
     quantized_models.transformer(float_model)
     quantized_models.quantize(float_model, model, per_channel=True, unsigned=False, symmetric=True)
-    built = build_onnx_model(model.read_bytes())
-    assert built["status"] == "built", built
+    folder = tmp_path / "cases" / "block"
+    assert run_qdq("import", "--whole", str(model), "-o", str(folder)).returncode == 0
+    out = tmp_path / "out"
+    run_qdq("run", str(folder / "whole.yaml"), "--backend", "tensorrt-rtx-onnx", "--out", str(out), "--no-report")
+    (record,) = json.loads((out / "results.json").read_text())["records"]
+    assert record["skip_kind"] in ("built-not-run", "unsupported-gpu"), record["reason"]
+    layer_types = record["details"]["layer_types"]
     for layer in ("q_proj", "k_proj", "v_proj", "qk", "pv", "o_proj"):
-        assert built["layer_types"].get(layer) == ["int8"], (layer, built["layer_types"])
+        assert layer_types.get(layer) == ["int8"], (layer, layer_types)

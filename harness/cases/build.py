@@ -18,6 +18,7 @@ from harness.cases import limits
 from harness.cases.case import Case, Documented, Expectation, Layer, Override, Requirement, Selector, Tolerance
 from harness.cases.numbers import NumberError, parse_number
 from harness.cases.shapes import LAYER_ATTRS, ShapeError, infer_shape
+from harness.cases.model import model_file, structure_problems
 from harness.cases.problems import CaseFileError, CaseLines, Problems
 
 
@@ -301,14 +302,21 @@ def _build(
                 shapes[layer.name] = layer.shape if layer.shape is not None else data_mod.spec_shape(layer.value)
 
     outputs = list(body["outputs"])
+    model = None
+    if "model" in body:  # a whole model file: its outputs are the model's (backends that read it check them)
+        with problems.collect():
+            model = model_file(body["model"], path, root, at("model"))
     for i, name in enumerate(outputs):
-        if name not in defined:
+        if name not in defined and "model" not in body:
             problems.add(at("outputs", i), f"output {name!r} names no tensor of the network")
 
     expect = None
     with problems.collect():
         expect = _expectation(body["expect"], outputs, path, at, ("expect",))
     expects_error = expect is not None and expect.kind == "error"
+    if "model" in body:
+        for line, problem in structure_problems(network, expect.kind if expect else None, at):
+            problems.add(line, problem)
 
     inputs = dict(body.get("inputs") or {})
     declared_inputs = {layer.name: layer for layer in network if layer.op == "input"}
@@ -419,4 +427,5 @@ def _build(
         raw=body,
         runs_quantized=list(body.get("runs_quantized") or []),
         interpretation=dict(body.get("interpretation") or {}),
+        model=model,
     )

@@ -13,6 +13,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from harness.cases import dtypes
+from harness.cases.model import ModelFile
+
 COMPUTE_OPS = ("conv", "matmul", "add", "relu", "pool", "concat")
 
 
@@ -174,6 +176,7 @@ class Case:
     runs_quantized: list[str] = field(default_factory=list)  # layers an engine must run in INT8/FP8/INT4/FP4
     interpretation: dict = field(default_factory=dict)  # Q/DQ layer -> {to, axis} an ONNX parser must read
     file_hash: str = ""  # sha256 (16 hex digits) of the whole case file's bytes
+    model: "ModelFile | None" = None  # a whole model file the case runs instead of layers (harness/cases/model.py)
 
     @property
     def layers(self) -> dict[str, Layer]:
@@ -182,7 +185,7 @@ class Case:
     @cached_property
     def content_hash(self) -> str:
         """Stable across runs and machines: changes only when the case's own content changes."""
-        text = json.dumps(self.raw, sort_keys=True, default=str)
+        text = json.dumps(self.raw, sort_keys=True, default=str) + (self.model.sha256 if self.model else "")
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def expectation_for(self, backend: str, version: str | None) -> tuple[Expectation, Override | None]:

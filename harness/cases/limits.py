@@ -8,6 +8,7 @@ needs; larger data belongs in a `.npy` file (whose header is read, not its data,
 from __future__ import annotations
 
 MAX_FILE_BYTES = 4 << 20  # a case file; 4 MiB of YAML is ~500k literal numbers
+MAX_MODEL_BYTES = 256 << 20  # a model file a case runs whole (`model:`): a ResNet-50 in FP32 is 100 MB
 MAX_NESTING = 64  # YAML collections inside each other (a case needs about 8)
 MAX_NODES = 250_000  # YAML nodes after anchors/aliases are expanded (an alias bomb stops here)
 MAX_MATRIX_COMBINATIONS = 10_000  # cases one `matrix:` expands to

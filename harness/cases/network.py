@@ -150,8 +150,11 @@ class NetworkInfo:
         return granularity(self.shapes[layer.scale], self.shapes[layer.input], layer.axis)
 
     def step(self, output: str) -> np.ndarray | None:
-        """One quantization step of an output, per element: the dequantize scale, or 1 code for a quantized tensor."""
-        layer = self.layers[output]
+        """One quantization step of an output, per element: the dequantize scale, or 1 code for a quantized tensor;
+        None when unknown (an output of a whole model file is no layer of the case)."""
+        layer = self.layers.get(output)
+        if layer is None:
+            return None
         if layer.op == "quantize":
             return np.ones(self.shapes[output])
         if layer.op != "dequantize" or self.constant_root(layer.scale) is None:

@@ -106,9 +106,11 @@ def output_steps(case: Case) -> dict[str, float | None]:
 
     info, steps = NetworkInfo(case), {}
     for name in case.outputs:
-        layer, step = info.layers[name], None
+        layer, step = info.layers.get(name), None  # None: an output of a whole model file, no layer of the case
         try:
-            if layer.op == "quantize":
+            if layer is None:
+                pass
+            elif layer.op == "quantize":
                 step = 1.0
             elif layer.op == "dequantize" and info.constant_root(layer.scale) is not None:
                 values = np.unique(np.abs(info.constant_value(layer.scale).astype(np.float64)))

@@ -142,6 +142,10 @@ def _satisfies(
     reference_name: str | None = None,
 ) -> _Check:
     if expect.kind == "observe":
+        if outcome.error is not None:  # no expectation, but a refusal is said, never passed over
+            return _Check(
+                True, detail=f"observed (no expectation): refused, {outcome.error.category}: {outcome.error.native}"
+            )
         return _Check(True, detail="observed (no expectation)")
     if expect.kind == "error":
         if outcome.error is None:

@@ -203,10 +203,27 @@ class NumpyReference(Backend):
         # The model is the harness's own code: its version is the harness's (numpy's is in the bundle's environment).
         return Availability(True, harness.__version__, "")
 
+    def skip_reason(self, case: Case) -> str | None:
+        if case.model is None:
+            return None
+        if case.model.format != "onnx":
+            return f"runs whole ONNX models (their float operators by onnx.reference), not {case.model.format}"
+        from importlib.util import find_spec
+
+        if find_spec("onnx") is None:
+            return "a whole ONNX model's float operators run on onnx.reference: pip install 'qdq-harness[onnx]'"
+        return None
+
     def load(self, case: Case) -> Runner:
+        if case.model is not None:
+            from plugins.numpy.model import ContractModelRunner
+
+            return ContractModelRunner(case)
         return _Runner(_Built(case))
 
-    def repro(self, case: Case) -> str:
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.numpy.repro import script
 
         return script(case)

@@ -138,6 +138,8 @@ class NumpyFused(Backend):
         return Availability(True, harness.__version__, "")
 
     def skip_reason(self, case: Case) -> str | None:
+        if case.model is not None:
+            return "models fused kernels of layers written in the case format, not a whole model file"
         # Without a chain to fuse it computes exactly what `numpy` does: running it would only repeat that.
         try:
             info = NetworkInfo(case)

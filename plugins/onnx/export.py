@@ -260,6 +260,8 @@ def export_command(case: Case, output, options: dict) -> tuple[int, str]:
     from harness.engine.execute import make_inputs
 
     output = Path(output)
+    if case.model is not None:
+        return 2, f"{case.id} runs a whole model file: {case.model.path} is the model (nothing to translate)"
     opset = options.get("opset")
     problem = opset_problem(opset)
     if problem:

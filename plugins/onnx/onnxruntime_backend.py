@@ -16,6 +16,7 @@ from harness.cases.case import Case
 from harness.cases.errors import QdqError
 from harness.engine.twin import TwinProbe
 from plugins.onnx.common import OnnxBackend, categorizer
+from plugins.onnx.modelcase import reads
 
 # Native message -> category, first match wins (messages measured with onnxruntime 1.32, see shared notes).
 _PATTERNS = [
@@ -62,6 +63,34 @@ class _Runner(Runner):
 
     def deactivate(self) -> None:
         self.session = None
+
+
+class _ModelRunner(_Runner):
+    """A whole ONNX model (`model: {onnx: file}`) with its probes (plugins/onnx/modelcase.py)."""
+
+    def __init__(self, case: Case):
+        from plugins.onnx.modelcase import elem_types, probed_case
+
+        model, probes = probed_case(case)
+        super().__init__(
+            case, model.SerializeToString(), {}, model.opset_import[0].version if model.opset_import else 0
+        )
+        self.types = elem_types(model)
+        self.details = {"opset": self.details["opset"], "probes": probes}
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from plugins.onnx.export import ONNX_TYPES
+        from plugins.onnx.modelcase import run_probed
+
+        def run(names, given):
+            return self.session.run(names, {k: ort_feed(v) for k, v in given.items()})
+
+        fp8 = {code: dtypes.dtype(name).np_type for name, code in ONNX_TYPES.items() if name.startswith("fp8")}
+        out = run_probed(self.case, run, None, self.details["probes"], feeds)
+        for name, value in out.items():  # ORT hands FP8 back as its bytes
+            if value.dtype == np.uint8 and self.types.get(name) in fp8:
+                out[name] = value.view(fp8[self.types[name]])
+        return out
 
 
 PACKED_FEEDS = ("int4", "uint4")  # 4-bit integer inputs ORT takes packed (measured, 1.32); FP4 has no CPU kernel
@@ -143,6 +172,8 @@ class OnnxRuntimeBackend(OnnxBackend):
         return Availability(True, ort.__version__, "")
 
     def skip_reason(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None if reads(case) else f"reads ONNX models, not {case.model.format}"
         reason = unfeedable(case)
         if reason:
             return reason
@@ -157,6 +188,8 @@ class OnnxRuntimeBackend(OnnxBackend):
             runner.infer(make_inputs(twin))
 
     def load(self, case: Case) -> Runner:
+        if reads(case):
+            return _ModelRunner(case)
         from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
         exported = checked_export(case, opset_for(case, self.config.option("opset")), categorize, readouts=True)
@@ -164,7 +197,9 @@ class OnnxRuntimeBackend(OnnxBackend):
         runner.artifacts["model.onnx"] = runner.model_bytes
         return runner
 
-    def repro(self, case: Case) -> str:
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.onnx.export import opset_for
         from plugins.onnx.repro import onnxruntime_script
 

@@ -60,6 +60,33 @@ class _Runner(Runner):
         }
 
 
+class _ModelRunner(Runner):
+    """A whole ONNX model (`model: {onnx: file}`) with its probes (plugins/onnx/modelcase.py)."""
+
+    def __init__(self, case: Case):
+        from plugins.onnx.modelcase import probed_case
+
+        self.case = case
+        self.model, probes = probed_case(case)
+        self.details = {"probes": probes}
+        self.evaluator = None
+
+    def activate(self) -> None:
+        from onnx.reference import ReferenceEvaluator
+
+        from plugins.onnx.modelcase import for_reference
+
+        try:
+            self.evaluator = ReferenceEvaluator(for_reference(self.model))
+        except Exception as exc:
+            raise QdqError(categorize(str(exc), "build"), str(exc).splitlines()[0], native=str(exc)) from None
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from plugins.onnx.modelcase import run_probed
+
+        return run_probed(self.case, self.evaluator.run, self.model, self.details["probes"], feeds)
+
+
 class OnnxReferenceBackend(OnnxBackend):
     name = "onnx-reference"
     product = "onnx.reference.ReferenceEvaluator (the ONNX specification's Python reference)"
@@ -74,7 +101,14 @@ class OnnxReferenceBackend(OnnxBackend):
             return Availability(False, None, f"module missing: {exc.name} (pip install 'qdq-harness[onnx]')")
         return Availability(True, onnx.__version__, "")
 
+    def skip_reason(self, case: Case) -> str | None:
+        if case.model is not None and case.model.format != "onnx":
+            return f"reads ONNX models, not {case.model.format}"
+        return None
+
     def load(self, case: Case) -> Runner:
+        if case.model is not None:
+            return _ModelRunner(case)
         from plugins.onnx.export import checked_export, opset_for  # onnx is imported when used, not when listed
 
         opset = opset_for(case, self.config.option("opset"), MIN_OPSET)
@@ -83,7 +117,9 @@ class OnnxReferenceBackend(OnnxBackend):
         runner.artifacts["model.onnx"] = exported.model.SerializeToString()
         return runner
 
-    def repro(self, case: Case) -> str:
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.onnx.export import opset_for
         from plugins.onnx.repro import reference_script
 

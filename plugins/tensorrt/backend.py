@@ -166,15 +166,26 @@ class TensorRTBackend(Backend):
         return self.config.cache / "timing" / f"{self.module_name}-{api.version}-{gpu}.cache"
 
     def skip_reason(self, case: Case) -> str | None:
+        if case.model is not None:
+            return self.model_skip_reason(case)
         if self._twins is None:
             self._twins = TwinProbe(self.name, self.availability().version, self.build)
         target = case.target.get("compute_capability")
         return self._twins.skip_reason(case, f" for {target}" if target else "")
 
+    def model_skip_reason(self, case: Case) -> str | None:
+        """A whole model file: the network API builds layers written in the case format, not a model."""
+        return (
+            f"builds the case format's layers with the network API; a whole {case.model.format} model goes "
+            "through the ONNX parser's backend"
+        )
+
     def load(self, case: Case) -> Runner:
         return TrtRunner(self.api(), self.build(case))
 
-    def repro(self, case: Case) -> str:
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.tensorrt.repro import network_script
 
         return network_script(case, self.module_name, self.product, self.strongly_typed)

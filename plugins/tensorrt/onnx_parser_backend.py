@@ -17,12 +17,20 @@ class TensorRTOnnxBackend(TensorRTBackend):
     def _build(self, api, case: Case) -> Built:
         from plugins.onnx.export import export, opset_for  # onnx is imported when used, not when listed
 
-        model = export(case, opset_for(case, self.config.option("opset"))).model.SerializeToString()
+        if case.model is not None:
+            model = case.model.path.read_bytes()  # a whole ONNX model, as its exporter wrote it
+        else:
+            model = export(case, opset_for(case, self.config.option("opset"))).model.SerializeToString()
         return build_engine(
             api, case, case.target.get("compute_capability"), onnx_model=model, timing_cache=self._timing_cache(api)
         )
 
-    def repro(self, case: Case) -> str:
+    def model_skip_reason(self, case: Case) -> str | None:
+        return None if case.model.format == "onnx" else f"parses ONNX models, not {case.model.format}"
+
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 

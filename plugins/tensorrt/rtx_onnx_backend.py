@@ -25,7 +25,12 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
         from plugins.onnx.export import export  # onnx is imported when used, not when listed
         from plugins.tensorrt import interpretation
 
-        model = export(case, self.config.option("opset")).model
+        if case.model is not None:
+            from plugins.onnx.modelcase import load_model
+
+            model = load_model(case)  # a whole ONNX model, as its exporter wrote it
+        else:
+            model = export(case, self.config.option("opset")).model
         meaning = interpretation.expected(interpretation.onnx_semantics(model), case.interpretation)
         found: list[str] = []
 
@@ -46,7 +51,12 @@ class TensorRTRTXOnnxBackend(TensorRTRTXBackend):
             )
         return built
 
-    def repro(self, case: Case) -> str:
+    def model_skip_reason(self, case: Case) -> str | None:
+        return None if case.model.format == "onnx" else f"parses ONNX models, not {case.model.format}"
+
+    def repro(self, case: Case) -> str | None:
+        if case.model is not None:
+            return None  # the model file is its own reproduction
         from plugins.onnx.export import opset_for
         from plugins.tensorrt.repro import onnx_parser_script
 
