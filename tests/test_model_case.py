@@ -123,6 +123,23 @@ def test_a_difference_is_propagated_rounding_or_the_nodes_own():
     assert rows[0]["parts"] == 1 and rows[1]["parts"] == 0  # d1 read q's other codes: propagated
 
 
+def test_one_code_apart_must_be_the_division_and_the_reciprocal_rounding():
+    """With a per-tensor scale, codes one apart from equal inputs are rounding only where x / s and x * (1/s) round
+    differently; a backend rounding an exact tie away from zero parts there."""
+    probes = [
+        {"tensor": "x", "node": "q1", "op": "input", "step": None, "input": None},
+        {"tensor": "q", "node": "q1", "op": "quantize", "step": 1.0, "input": "x", "scale": 0.1, "zero_point": 0.0},
+    ]
+    near_tie = np.array([1.5499999523162842], np.float32)  # x / 0.1 rounds to 15, x * float32(1 / 0.1) to 16
+    rows = compare({"x": near_tie, "q": np.array([15], np.int8)}, {"x": near_tie, "q": np.array([16], np.int8)}, probes)
+    assert (rows[0]["rounding"], rows[0]["parts"]) == (1, 0)
+    probes[1]["scale"] = 0.5
+    tie = np.array([1.25, -1.25], np.float32)  # exactly 2.5 and -2.5 codes: half to even gives 2 and -2 both ways
+    away = {"x": tie, "q": np.array([3, -3], np.int8)}  # half away from zero
+    rows = compare({"x": tie, "q": np.array([2, -2], np.int8)}, away, probes)
+    assert (rows[0]["rounding"], rows[0]["parts"]) == (0, 2)
+
+
 @pytest.fixture
 def model_case(write_case, cases_dir):
     pytest.importorskip("onnx")

@@ -6,7 +6,8 @@ the model, the same on both sides), element by element:
 - *propagated*: the node read different values on the two backends (float operators upstream, summed in another
   order, moved a value): not this node's doing, never judged here;
 - *rounding*: it read equal values and its outputs differ by one code, the rounding of a value on a code boundary
-  (ONNX's x / s against TensorRT's documented x * (1/s) differ exactly there): shown, never a failure by itself;
+  (ONNX's x / s against TensorRT's documented x * (1/s) differ exactly there; with a per-tensor scale, the two codes
+  must be exactly those two roundings, else the node parts): shown, never a failure by itself;
 - *parts*: it read equal values and its outputs differ by more than one step (codes for a quantized tensor, ranked
   among the type's values for FP8/FP4; the largest |scale| for a dequantized one): the node's own arithmetic
   differs. The first such node is where the backends part, a failure unless the case declares it.
@@ -60,6 +61,24 @@ def _same_input(probe: dict, out_a: dict, out_b: dict, shape) -> np.ndarray | No
     return code_distance(x, y) == 0
 
 
+def _division_or_reciprocal(source, a: np.ndarray, b: np.ndarray, scale: float, zero_point: float) -> np.ndarray:
+    """Per element, whether codes a and b are the two roundings of one input: x / s (ONNX) and x * float32(1/s)
+    (TensorRT's documented arithmetic), both in float32, rounded half to even in the codes' type."""
+    x = np.asarray(source).astype(np.float32)
+    s = np.float32(scale)
+    with np.errstate(all="ignore"):
+        by_division, by_reciprocal = x / s, x * (np.float32(1) / s)
+    if "int" in a.dtype.name:
+        codes = [np.rint(v).astype(np.float64) + zero_point for v in (by_division, by_reciprocal)]
+    else:  # FP8/FP4: saturate to the type's largest value, then round to it (as both backends do)
+        import ml_dtypes
+
+        top = float(ml_dtypes.finfo(a.dtype).max)
+        codes = [np.clip(v, -top, top).astype(a.dtype).astype(np.float64) for v in (by_division, by_reciprocal)]
+    got_a, got_b = a.astype(np.float64), b.astype(np.float64)
+    return ((got_a == codes[0]) & (got_b == codes[1])) | ((got_a == codes[1]) & (got_b == codes[0]))
+
+
 def compare(out_a: dict, out_b: dict, probes: list[dict]) -> list[dict]:
     """One row per judged probe both backends reported, in the model's order."""
     rows = []
@@ -81,6 +100,11 @@ def compare(out_a: dict, out_b: dict, probes: list[dict]) -> list[dict]:
         differ = distance > 0
         judged = differ if same is None else differ & same  # unknown inputs: every difference is the node's
         parts = judged & (distance > (1 if probe["op"] == "quantize" else SLACK))
+        if probe["op"] == "quantize" and "scale" in probe:  # one code apart: only as division and reciprocal differ
+            source = probe.get("input")
+            if source in out_a:
+                one = judged & ~parts
+                parts |= one & ~_division_or_reciprocal(out_a[source], x, y, probe["scale"], probe["zero_point"])
         rows.append(
             {
                 **row,

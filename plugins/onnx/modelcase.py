@@ -70,6 +70,9 @@ def probed(model) -> tuple[object, list[dict]]:
         if node.op_type == "QuantizeLinear":
             add(node.input[0], name, "input", None, None)
             add(node.output[0], name, "quantize", 1.0, node.input[0])
+            scalars = _scalars(node, inits)
+            if scalars and probes[-1]["tensor"] == node.output[0]:
+                probes[-1].update(scalars)  # a per-tensor scale: each code can be checked against its input
         else:
             scale = inits.get(node.input[1])
             step = float(np.max(np.abs(numpy_helper.to_array(scale).astype(np.float64)))) if scale is not None else None
@@ -106,6 +109,20 @@ def _owners(case: Case) -> dict[str, str]:
         return {}
     folder = case.id.rsplit("/", 1)[0] + "/" if "/" in case.id else ""
     return {str(node): f"{folder}qdq::{name}" for node, name in imported.items()} if isinstance(imported, dict) else {}
+
+
+def _scalars(node, inits) -> dict:
+    """A Quantize's scale and zero point when each is one number (per tensor): {scale, zero_point}; else {}."""
+    from onnx import numpy_helper
+
+    scale = inits.get(node.input[1])
+    zero = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    if scale is None or numpy_helper.to_array(scale).size != 1:
+        return {}
+    z = numpy_helper.to_array(zero).astype(np.float64).reshape(-1) if zero is not None else np.zeros(1)
+    if z.size != 1:
+        return {}
+    return {"scale": float(numpy_helper.to_array(scale).reshape(-1)[0]), "zero_point": float(z[0])}
 
 
 def for_reference(model):
