@@ -2,9 +2,12 @@
 that crashes or cannot even be imported never stops the others."""
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 
-from conftest import run_qdq
+from conftest import REPO, run_qdq
 
 CRASHY = """
 from harness.engine.backend import Availability, Backend, Runner
@@ -210,21 +213,18 @@ def test_an_xdist_worker_crash_still_gets_a_record_and_an_allure_result(tmp_path
     )
     (site / "inprocess_backend.py").write_text(IN_PROCESS_SEGFAULT)
     out = tmp_path / "out"
-    r = run_qdq(
-        "run",
-        "cases/docs/s2-per-channel-axis1.yaml",
-        "--backend",
-        "numpy",
-        "--backend",
-        "inprocess-segfault",
-        "-n",
-        "2",
-        "--out",
-        str(out),
-        "--no-report",
-        env={"PYTHONPATH": str(site)},
+    # pytest-xdist itself (`qdq run -n` runs shares in processes of their own, resumed by qdq: tests/test_faults.py)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "cases/docs/s2-per-channel-axis1.yaml", "-n", "2", "-p", "no:cacheprovider"]
+        + ["--qdq-backend", "numpy", "--qdq-backend", "inprocess-segfault", "--qdq-out", str(out)]
+        + ["--alluredir", str(out / "allure-results"), "-q"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    assert r.returncode == 1
+    assert r.returncode == 1, r.stdout[-2000:]
     records = json.loads((out / "results.json").read_text())["records"]
     crashed = [x for x in records if x["status"] == "error" and "crashed" in x["reason"]]
     # xdist's loadgroup scheduler re-queues a crashed item with its group, so it may crash several workers; the
