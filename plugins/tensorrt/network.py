@@ -187,6 +187,8 @@ def _same_rank(trt, network, tensors: dict, info: NetworkInfo, names) -> list:
 
 def build_network(api: TrtApi, case: Case, logger):
     """(builder, network, keep-alive arrays). Raises QdqError when a layer cannot even be added."""
+    if case.model is not None:
+        raise QdqError("build-failed", f"{case.id} is a whole {case.model.format} model: no layers to add")
     trt = api.trt
     info = NetworkInfo(case)
     builder = trt.Builder(logger)
