@@ -136,3 +136,25 @@ def test_a_layer_that_ran_in_float_is_named_from_the_engine_inspector():
     assert "'d' runs with inputs ['float32']" in unquantized(["d"], *engine("Int8"))  # a parser's suffix is read off
     assert "is in no engine layer" in unquantized(["conv9"], *engine("Int8"))
     assert precision_details("not json") == {}
+
+
+def test_a_build_without_a_gpu_is_judged_against_the_references_refusal(load_case):
+    """`expect: reference` where the reference refuses the case: a backend that builds it (and has no GPU to run
+    it) has shown the expected error did not happen; a declared `observe` for that backend makes it a deviation."""
+    case = load_case(CASE.replace("expect: {values: [1, 2, 3]}", "expect: reference"))[0]
+    refused = Outcome(error=QdqError("scale-not-positive", "scale -1"))
+    built = Outcome(built_not_run="engine built (1000 bytes), no GPU to run it")
+    v = judge(case, "builder", "1", built, reference=lambda: refused, reference_name="numpy")
+    assert (v.status, v.kind) == ("fail", "missing-expected-error") and "scale-not-positive" in v.reason
+    ran = Outcome(outputs={"y": np.array([1, 2, 3], np.float32)})
+    v = judge(case, "builder", "1", built, reference=lambda: ran, reference_name="numpy")
+    assert (v.status, v.skip_kind) == ("skip", "built-not-run")  # values unknown: nothing proven
+    declared = load_case(
+        CASE.replace("expect: {values: [1, 2, 3]}", "expect: reference").replace(
+            "  - {backend: other,",
+            '  - {backend: builder, reason: "it builds what the contract refuses", expect: observe}\n  - {backend: other,',
+        ),
+        "t/declared.yaml",
+    )[0]
+    v = judge(declared, "builder", "1", built, reference=lambda: refused, reference_name="numpy")
+    assert (v.status, v.kind) == ("xfail", "declared-deviation")

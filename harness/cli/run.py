@@ -203,7 +203,11 @@ def _merge(out: Path, count: int, root: Path | None) -> None:
     Allure results' report-level files."""
     from harness.report.html import write_run_reports
 
-    doc = shards.merge(out, shards.folders(out, count))
+    try:
+        doc = shards.merge(out, shards.folders(out, count))
+    except (ValueError, OSError, KeyError, TypeError) as exc:  # a share's bundle unreadable: said, kept for --resume
+        print(f"qdq run: the shares in {out / shards.SHARDS} could not be merged: {exc}", file=sys.stderr)
+        return
     if doc is not None:
         allure = out / "allure-results"
         write_run_reports(out, doc, allure if allure.is_dir() else None, Path(os.path.abspath(root)) if root else None)

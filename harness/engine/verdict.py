@@ -253,7 +253,9 @@ def _judge(
     expect, override = case.expectation_for(backend, version)
     if outcome.built_not_run:
         kind = "unsupported-gpu" if outcome.skip_kind == "unsupported-gpu" else "built-not-run"
-        return _judge_build_only(case, expect, override, outcome.built_not_run, kind)
+        own = _refusal_of_reference(case.expect, backend, reference, reference_name)
+        expect = _refusal_of_reference(expect, backend, reference, reference_name)
+        return _judge_build_only(case, expect, override, outcome.built_not_run, kind, own.kind == "error")
     info = NetworkInfo(case)
     documented = case.documented if case.documented and case.documented.applies(backend, version) else None
     primary = _satisfies(case.expect, outcome, case, info, backend, reference, reference_name)
@@ -312,8 +314,21 @@ def _judge(
     return make("pass", primary.detail or "as expected", metrics=primary.metrics, **described)
 
 
-def _judge_build_only(case: Case, expect: Expectation, override, built: str, skip_kind: str) -> Verdict:
-    """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more."""
+def _refusal_of_reference(
+    expect: Expectation, backend: str, reference: Callable[[], Outcome] | None, reference_name: str | None
+) -> Expectation:
+    """`reference` where the reference refuses the case is that refusal: an error a build can be judged against."""
+    if expect.kind != "reference" or reference is None or backend == (reference_name or contract_model()):
+        return expect
+    ref = reference()
+    return Expectation("error", category=ref.error.category) if ref.error is not None else expect
+
+
+def _judge_build_only(
+    case: Case, expect: Expectation, override, built: str, skip_kind: str, own_is_error: bool = False
+) -> Verdict:
+    """A real build that could not be run (no GPU): it proves an expected error did not happen, nothing more.
+    `own_is_error`: the case's own expectation is an error (written, or the reference's refusal)."""
     described = {"expectation": expect.describe(), "override": override.reason if override else None}
     if override is not None:
         described["override_kind"] = override.kind
@@ -321,6 +336,6 @@ def _judge_build_only(case: Case, expect: Expectation, override, built: str, ski
         return make(
             "missing-expected-error", f"expected error {expect.category}, but the build succeeded: {built}", **described
         )
-    if override is not None and case.expect.kind == "error" and expect.kind == "observe":
+    if override is not None and (own_is_error or case.expect.kind == "error") and expect.kind == "observe":
         return make("declared-deviation", f"{override.reason} [it builds: {built}]", **described)
     return make("skipped", built, skip_kind=skip_kind, **described)
