@@ -342,3 +342,30 @@ def test_a_whole_symmetric_int8_transformer_builds_with_every_matmul_on_int8(tmp
     layer_types = record["details"]["layer_types"]
     for layer in ("q_proj", "k_proj", "v_proj", "qk", "pv", "o_proj"):
         assert layer_types.get(layer) == ["int8"], (layer, layer_types)
+
+
+@pytest.mark.parametrize("export", ["int8-per-channel", "uint8-per-tensor"])
+def test_the_contract_model_refuses_a_whole_model_where_nvidias_parser_does(tmp_path, export):
+    """ONNX Runtime's asymmetric exports of a transformer block, run whole: the contract model (its Q/DQ inside
+    ONNX's reference evaluator, refusing at the first node that breaks the contract) and TensorRT-RTX's ONNX parser
+    refuse the same node, in the same category."""
+    import json
+    import re
+
+    import quantized_models
+
+    float_model, model = tmp_path / "block.onnx", tmp_path / "block-q.onnx"
+    quantized_models.transformer(float_model)
+    quantized_models.quantize(float_model, model, per_channel=export == "int8-per-channel", unsigned="uint8" in export)
+    folder = tmp_path / "cases" / "block"
+    assert run_qdq("import", "--whole", str(model), "-o", str(folder)).returncode == 0
+    out = tmp_path / "out"
+    run_qdq(
+        "run", str(folder / "whole.yaml"), "--backend", "numpy", "--backend", "tensorrt-rtx-onnx", "--out", str(out)
+    )
+    records = {r["backend"]: r for r in json.loads((out / "results.json").read_text())["records"]}
+    contract, nvidia = records["numpy"]["error"], records["tensorrt-rtx-onnx"]["error"]
+    assert contract is not None and nvidia is not None, records
+    assert contract["category"] == nvidia["category"]
+    node = re.search(r"'([^']+)'", contract["message"]).group(1)
+    assert f"name: {node} " in nvidia["native"]
