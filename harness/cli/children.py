@@ -24,6 +24,7 @@ class Child:
     allure: Path | None = None  # the Allure results folder (a crash's result is written there)
     env: dict | None = None  # variables it sets on top of ours
     log: Path | None = None  # where its output goes; None: this terminal
+    label: str = ""  # how the driver names it when it ends ("share 1/2")
     resumes: int = 0
     process: subprocess.Popen | None = None
     code: int | None = None  # pytest's exit status once it is done for good
@@ -74,6 +75,8 @@ def run(children: list[Child], paths: list[Path]) -> int:
                     running.remove(child)
                     if child.code is None:
                         child.code = code
+                    if child.log is not None:  # its output went to its log: one line here says it is done
+                        print(f"{child.label or child.out}: {_last_line(child.log)} (log: {child.log})", flush=True)
         return received[0] if received else 0
     finally:
         for sig, handler in previous.items():
@@ -99,6 +102,17 @@ def _resumed(child: Child, code: int, paths: list[Path], bundle) -> bool:
     child.resumes += 1
     child.start()
     return True
+
+
+def _last_line(log: Path) -> str:
+    """pytest's summary line, the last of its log."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 4096))
+            lines = [line.strip() for line in f.read().decode("utf-8", "replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip("= ") if lines else "no output"
 
 
 def _die_with_parent() -> None:

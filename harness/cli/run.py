@@ -193,7 +193,7 @@ def _children(args, paths: list[Path], out: Path, count: int) -> list[Child] | N
         share += ["--qdq-output-budget", str(total // count)]
         # A backend that pins a GPU per process (Backend.worker_environment) sees each share as xdist's worker gwK.
         env = {"QDQ_WORKER_ID": f"gw{k - 1}"}
-        children.append(Child(common + share, folder, allure, env, shards.log_file(folder)))
+        children.append(Child(common + share, folder, allure, env, shards.log_file(folder), f"share {k}/{count}"))
     print(f"qdq run: {count} processes side by side, each a share of the cases (logs: {out / shards.SHARDS}/K.log)")
     return children
 
