@@ -56,17 +56,18 @@ def quantize(x: np.ndarray, scale: np.ndarray, to: str, reciprocal: np.ndarray |
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             reciprocal = np.float32(1) / scale.astype(np.float32)
     if x.ndim == 0 or x.size <= CHUNK:
-        return _quantize_slice(x, reciprocal, t)
+        return _quantize_slice(x, reciprocal, to)
     r = np.asarray(reciprocal).reshape((1,) * (x.ndim - np.ndim(reciprocal)) + np.shape(reciprocal))
     step = max(1, CHUNK // max(1, x[0].size))
     out = np.empty(x.shape, t.np_type)
     for i in range(0, x.shape[0], step):
-        out[i : i + step] = _quantize_slice(x[i : i + step], r if r.shape[0] == 1 else r[i : i + step], t)
+        out[i : i + step] = _quantize_slice(x[i : i + step], r if r.shape[0] == 1 else r[i : i + step], to)
     return out
 
 
-def _quantize_slice(x: np.ndarray, reciprocal: np.ndarray, t) -> np.ndarray:
+def _quantize_slice(x: np.ndarray, reciprocal: np.ndarray, to: str) -> np.ndarray:
     """saturate(round_half_even(x * reciprocal)) in float32, into the type: one float32 buffer, worked in place."""
+    t = dtypes.dtype(to)
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         v = x.astype(np.float32) if x.dtype != np.float32 else x
         v = np.multiply(v, reciprocal, dtype=np.float32)
