@@ -3,7 +3,8 @@ itself as one more case, `whole.yaml`, that `qdq run` runs on every backend like
 
 The case names a copy of the model beside it (`model: {onnx: model.onnx}`: the export as it was written, byte for
 byte), declares the model's inputs with data drawn from a seed (standard normal; a symbolic dimension is 1) and
-expects `observe`: a whole model has no documented values. Every backend that reads ONNX runs it: ONNX Runtime,
+expects `observe`: a whole model has no documented values; where TensorRT's contract refuses the model (at its first
+bad Q/DQ node), it expects that refusal, and declares for the ONNX backends that ONNX defines the model. Every backend that reads ONNX runs it: ONNX Runtime,
 ONNX's reference evaluator, the contract model (its own Quantize/Dequantize inside ONNX's reference evaluator),
 TensorRT's and TensorRT-RTX's ONNX parsers; the others skip with their reason. The ONNX runners report every Q/DQ
 tensor as a probe, so the cross-backend diff names the first Q/DQ node whose own arithmetic differs between two
@@ -49,6 +50,19 @@ def whole_command(source: str, output: Path | None, force: bool = False, seed: i
     )
 
 
+def contract_refusal(model) -> tuple[str, str] | None:
+    """(category, the contract model's message) where TensorRT's documented contract refuses the model at its first
+    bad Q/DQ node (plugins/numpy/model.py, the same check the contract model runs), else None."""
+    from harness.cases.errors import QdqError
+    from plugins.numpy.model import refuse_first
+
+    try:
+        refuse_first(model)
+    except QdqError as exc:
+        return exc.category, exc.message
+    return None
+
+
 def case_text(model, model_name: str, seed: int) -> str:
     inits = {i.name for i in model.graph.initializer}
     network, inputs = [], {}
@@ -63,6 +77,7 @@ def case_text(model, model_name: str, seed: int) -> str:
         inputs[value.name] = {"random": {"seed": seed, "distribution": "normal"}}
     if not network:
         raise ValueError("the model has no inputs to feed")
+    refusal = contract_refusal(model)
     body = {
         "title": f"{model_name}, run whole",
         "source": {"document": model_name, "where": f"the whole model (qdq import --whole, inputs seed {seed})"},
@@ -73,6 +88,21 @@ def case_text(model, model_name: str, seed: int) -> str:
         "inputs": inputs,
         "expect": "observe",
     }
+    if refusal is not None:  # what the contract refuses and ONNX defines: both said, as in the node cases
+        category, message = refusal
+        body["expect"] = {"error": {"category": category}}
+        body["overrides"] = [
+            {
+                "backend": ["onnxruntime", "onnx-reference"],
+                "expect": "observe",
+                "reason": f"the model means something in ONNX, which allows it; TensorRT's contract refuses it "
+                f"({category}, first at {message})",
+            }
+        ]
+        if category == "scale-not-positive":  # measured: TensorRT-RTX builds them (as for the node cases)
+            from plugins.onnx.islands import NEGATIVE_SCALE_BUILDS
+
+            body["overrides"].append(NEGATIVE_SCALE_BUILDS)
     lines = [
         "# yaml-language-server: $schema=../../../harness/schema/case.schema.json",
         f"# Written by `qdq import --whole {model_name}`: the model as it was exported, run whole on every backend",
