@@ -194,7 +194,7 @@ class CaseFile(pytest.File):
         state = self.config.stash[STATE]
         root = _folder_facts(os.path.dirname(os.path.abspath(self.path)), state)[1]
         split = os.path.abspath(self.path) in state.split_files
-        if not split and not state.takes(_id_stem(os.path.abspath(self.path), state)):
+        if state.shard is not None and not split and not state.takes(_id_stem(os.path.abspath(self.path), state)):
             return  # another share's file (one pytest_collect_file did not see: a FIFO, a device)
         cases, errors = check_file(self.path, root, state.parse_cache)
         owned = not split or state.takes(str(self.path))  # the file's own problems: reported by one share

@@ -51,10 +51,7 @@ def _contract_ops():
         op_domain = ""
 
         def _run(self, x, scale, zero_point=None, axis=1, block_size=0, output_dtype=None, **_):
-            to = check(
-                self.onnx_node.name or self.onnx_node.output[0], scale, zero_point, np_dtype_to_tensor_dtype(x.dtype)
-            )
-            del to
+            check(self.onnx_node.name or self.onnx_node.output[0], scale, zero_point, np_dtype_to_tensor_dtype(x.dtype))
             broadcast = _reshape_input(scale, x.shape, 1 if axis is None else axis, block_size or None)
             out = (
                 "float16" if scale.dtype == np.float16 else "bfloat16" if scale.dtype.name == "bfloat16" else "float32"
@@ -128,4 +125,4 @@ class ContractModelRunner(Runner):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from plugins.onnx.modelcase import run_probed
 
-        return run_probed(self.case, self.evaluator.run, self.model, self.probes, feeds)
+        return run_probed(self.case, self.evaluator.run, self.probes, feeds)

@@ -42,6 +42,11 @@ def load_model(case: Case):
     missing = [name for name in case.outputs if name not in known]
     if missing:
         raise QdqError("build-failed", f"the model has no tensor named {missing} (the case's outputs)")
+    inits = {i.name for i in model.graph.initializer}
+    wanted = sorted(i.name for i in model.graph.input if i.name not in inits)
+    declared = sorted(layer.name for layer in case.network if layer.op == "input")
+    if wanted != declared:
+        raise QdqError("build-failed", f"the model's inputs are {wanted}; the case declares {declared}")
     return model
 
 
@@ -149,7 +154,7 @@ def elem_types(model) -> dict[str, int]:
     return {v.name: v.type.tensor_type.elem_type for v in values}
 
 
-def run_probed(case: Case, run, model, probes: list[dict], feeds: dict) -> dict[str, np.ndarray]:
+def run_probed(case: Case, run, probes: list[dict], feeds: dict) -> dict[str, np.ndarray]:
     """`run(names, feeds)` of a runtime, as the case's outputs plus the probes; a failure is a runtime refusal."""
     names = list(dict.fromkeys([*case.outputs, *(p["tensor"] for p in probes)]))
     try:
@@ -161,16 +166,3 @@ def run_probed(case: Case, run, model, probes: list[dict], feeds: dict) -> dict[
         text = f"{type(exc).__name__}: {exc}"
         raise QdqError("runtime-failed", text.splitlines()[0][:500], native=text, phase="run") from None
     return {name: np.asarray(value) for name, value in zip(names, values)}
-
-
-def feeds_problem(case: Case) -> str | None:
-    """Why the case's declared inputs do not fit the model (names), or None."""
-    import onnx
-
-    model = onnx.load_model(str(case.model.path), load_external_data=False)
-    inits = {i.name for i in model.graph.initializer}
-    wanted = [i.name for i in model.graph.input if i.name not in inits]
-    declared = [layer.name for layer in case.network if layer.op == "input"]
-    if sorted(wanted) != sorted(declared):
-        return f"the model's inputs are {wanted}, the case declares {declared}"
-    return None

@@ -86,7 +86,7 @@ class _ModelRunner(_Runner):
             return self.session.run(names, {k: ort_feed(v) for k, v in given.items()})
 
         fp8 = {code: dtypes.dtype(name).np_type for name, code in ONNX_TYPES.items() if name.startswith("fp8")}
-        out = run_probed(self.case, run, None, self.details["probes"], feeds)
+        out = run_probed(self.case, run, self.details["probes"], feeds)
         for name, value in out.items():  # ORT hands FP8 back as its bytes
             if value.dtype == np.uint8 and self.types.get(name) in fp8:
                 out[name] = value.view(fp8[self.types[name]])

@@ -84,7 +84,7 @@ class _ModelRunner(Runner):
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from plugins.onnx.modelcase import run_probed
 
-        return run_probed(self.case, self.evaluator.run, self.model, self.details["probes"], feeds)
+        return run_probed(self.case, self.evaluator.run, self.details["probes"], feeds)
 
 
 class OnnxReferenceBackend(OnnxBackend):
