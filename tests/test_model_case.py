@@ -205,3 +205,21 @@ def test_import_whole_writes_a_case_every_onnx_backend_runs(tmp_path):
         assert [p["node"] for p in probes if p["op"] != "input"] == qdq  # every Q/DQ output, in the model's order
     cross = records["cross-backend"]
     assert cross["status"] == "pass" and "27 Q/DQ tensors compared" in cross["reason"], cross["reason"]
+
+
+def test_a_model_case_whose_inputs_or_outputs_are_not_the_models_is_refused_with_both_lists(write_case, cases_dir):
+    pytest.importorskip("onnx")
+    from harness.cases.errors import QdqError
+    from plugins.onnx.modelcase import load_model
+
+    (cases_dir / "t").mkdir()
+    _tiny_model(cases_dir / "t" / "m.onnx")
+    wrong_input = MODEL_CASE.replace("name: x,", "name: z,").replace("{x: {random", "{z: {random")
+    case = load_file(write_case("t/a.yaml", wrong_input), cases_dir)[0]
+    with pytest.raises(QdqError) as exc:
+        load_model(case)
+    assert "the model's inputs are ['x']; the case declares ['z']" in str(exc.value)
+    case = load_file(write_case("t/b.yaml", MODEL_CASE.replace("outputs: [y]", "outputs: [w]")), cases_dir)[0]
+    with pytest.raises(QdqError) as exc:
+        load_model(case)
+    assert "no tensor named ['w']" in str(exc.value)
