@@ -110,7 +110,8 @@ def cmd_repro(args) -> int:
         print(f"qdq repro: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if script is None:
-        print(f"qdq repro: the backend {args.backend!r} writes no repro script", file=sys.stderr)
+        why = f"{case.id} runs the model file {case.model.path}, its own reproduction" if case.model else ""
+        print(f"qdq repro: {why or f'the backend {args.backend!r} writes no repro script'}", file=sys.stderr)
         return EXIT_USAGE
     if args.output:
         from harness.engine.scripts import SIGNATURE
