@@ -22,28 +22,24 @@ QUANTIZED = {3: "int8", 22: "int4", 17: "fp8", 23: "fp4"}
 
 
 def _contract_ops():
-    """QuantizeLinear and DequantizeLinear for onnx.reference, with the contract's arithmetic and refusals."""
+    """QuantizeLinear and DequantizeLinear for onnx.reference, with the contract's arithmetic (its refusals are
+    checked once, at load, by refuse_first)."""
     from onnx.helper import np_dtype_to_tensor_dtype
     from onnx.reference.op_run import OpRun
     from onnx.reference.ops.op_quantize_linear import _reshape_input
 
     from plugins.numpy.backend import dequantize, quantize
 
-    def check(node: str, scale: np.ndarray, zero_point, type_code: int) -> str:
-        if type_code not in QUANTIZED:
-            raise QdqError("unsupported-type", f"{node}: quantized type {type_code} (ONNX); INT8/INT4/FP8/FP4 only")
-        if zero_point is not None and np.any(np.asarray(zero_point).astype(np.float64) != 0):
-            raise QdqError("zero-point-nonzero", f"{node}: zero point must only contain zeros")
-        if not np.all(np.asarray(scale).astype(np.float64) > 0):
-            raise QdqError("scale-not-positive", f"{node}: scale coefficients must be strictly positive")
-        return QUANTIZED[type_code]
+    def quantized_type(code: int) -> str:
+        # the load already refused every node the contract refuses (refuse_first): here the type is only looked up
+        return QUANTIZED[code]
 
     class QuantizeLinear(OpRun):
         op_domain = ""
 
         def _run(self, x, scale, zero_point=None, axis=1, saturate=True, block_size=0, output_dtype=None, **_):
             code = np_dtype_to_tensor_dtype(zero_point.dtype) if zero_point is not None else output_dtype or 2
-            to = check(self.onnx_node.name or self.onnx_node.output[0], scale, zero_point, code)
+            to = quantized_type(code)
             broadcast = _reshape_input(scale, x.shape, 1 if axis is None else axis, block_size or None)
             return (quantize(x, np.broadcast_to(broadcast, x.shape), to),)
 
@@ -51,7 +47,6 @@ def _contract_ops():
         op_domain = ""
 
         def _run(self, x, scale, zero_point=None, axis=1, block_size=0, output_dtype=None, **_):
-            check(self.onnx_node.name or self.onnx_node.output[0], scale, zero_point, np_dtype_to_tensor_dtype(x.dtype))
             broadcast = _reshape_input(scale, x.shape, 1 if axis is None else axis, block_size or None)
             out = (
                 "float16" if scale.dtype == np.float16 else "bfloat16" if scale.dtype.name == "bfloat16" else "float32"

@@ -500,11 +500,8 @@ def onnx_meaning(model, feeds: dict, output: str) -> np.ndarray:
         [helper.make_tensor_value_info(output, TensorProto.UNDEFINED, None)],
         [inits[n] for n in sorted(used) if n in inits],
     )
-    # The evaluator implements Q/DQ from opset 19 (the same arithmetic for the types opsets 13-17 allow)
-    opsets = [
-        helper.make_opsetid(o.domain, max(o.version, 19) if o.domain in ("", "ai.onnx") else o.version)
-        for o in model.opset_import
-    ]
-    sub = helper.make_model(graph, opset_imports=opsets)
-    sub.ir_version = max(model.ir_version, 9)
-    return np.asarray(ReferenceEvaluator(sub).run(None, feeds)[0])
+    from plugins.onnx.modelcase import for_reference  # the evaluator implements Q/DQ from opset 19
+
+    sub = helper.make_model(graph, opset_imports=list(model.opset_import))
+    sub.ir_version = model.ir_version
+    return np.asarray(ReferenceEvaluator(for_reference(sub)).run(None, feeds)[0])
